@@ -1,0 +1,60 @@
+"""The one settings module of synthweb: Scrapy's settings plus the SYNTHWEB_* ones.
+
+The crawler, the embedded pipeline and the Faust workers all read this module
+(through `scrapy.utils.project.get_project_settings()` or `synthweb.config.load_settings()`),
+so a deployment changes behaviour in one place. Environment variables named like a
+setting (e.g. SYNTHWEB_DB) override it.
+"""
+
+import os
+
+BOT_NAME = "synthweb"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# --- politeness -------------------------------------------------------------
+# Identify ourselves; operators of crawled sites must be able to reach us.
+USER_AGENT = os.environ.get(
+    "SYNTHWEB_USER_AGENT", "synthweb/0.1 (+https://github.com/synthweb/synthweb; research crawler)"
+)
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 32
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 0.25
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.25
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+DOWNLOAD_TIMEOUT = 30
+RETRY_TIMES = 2
+REDIRECT_MAX_TIMES = 10
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024  # bigger pages are recorded as skipped
+DOWNLOAD_WARNSIZE = 0
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+DEPTH_LIMIT = 8
+DEPTH_PRIORITY = 1  # breadth-first: a page budget then covers the top of a site
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+LOG_LEVEL = os.environ.get("SYNTHWEB_LOG_LEVEL", "WARNING")
+
+# --- synthweb ---------------------------------------------------------------
+# Where results go: chdb:///path (embedded, default) or http(s)://user:pass@host:port/db.
+SYNTHWEB_DB = os.environ.get("SYNTHWEB_DB", "chdb:///./synthweb-data")
+SYNTHWEB_DETECTOR = os.environ.get("SYNTHWEB_DETECTOR", "lexical")
+SYNTHWEB_BATCH_SIZE = 64  # pages per scoring batch and per ClickHouse insert
+SYNTHWEB_SNAPSHOT = ""  # filled per run; pages of one run share it
+SYNTHWEB_MAX_PAGES_PER_SITE = 200
+SYNTHWEB_ALLOW_PRIVATE_NETWORKS = False
+# Trap guards: a path segment repeated more often than this, or more query variants
+# of one path than this, is not followed (calendars, session ids, faceted search).
+SYNTHWEB_MAX_SEGMENT_REPEATS = 2
+SYNTHWEB_MAX_QUERY_VARIANTS = 8
+# The stages that follow fetching, in order; shared by the embedded and Faust paths.
+SYNTHWEB_STAGES = [
+    "crawler.extract.ExtractStage",
+    "detectors.stage.ScoreStage",
+    "synthweb.store.StoreStage",
+]

@@ -1,0 +1,257 @@
+"""The `synthweb` command line: run, report, sql, score, estimate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TextIO
+
+from synthweb.config import load_settings
+
+REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share"]
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="store DSN: chdb:///path (embedded, default ./synthweb-data) or http(s)://user:pass@host:port/db; "
+        "env SYNTHWEB_DB",
+    )
+
+
+def _detector_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detector", default=None, help="detector name or directory (default: lexical)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthweb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="crawl sites, score their pages, store them")
+    run.add_argument("seeds", nargs="*", metavar="SEED", help="a URL, a domain, or @FILE with one per line")
+    run.add_argument("--max-pages-per-site", type=int, default=None, metavar="N")
+    run.add_argument("--allow-private-networks", action="store_true", help="allow private/loopback addresses")
+    run.add_argument("--snapshot", default=None, help="snapshot id (default: run-<UTC timestamp>)")
+    run.add_argument(
+        "--sample-web", action="store_true", help="start the bundled local sample web and crawl it (no internet needed)"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    _db_option(run)
+    _detector_option(run)
+
+    report = sub.add_parser("report", help="machine-written share per slice, with 95%% intervals")
+    report.add_argument("--by", default="", metavar="DIMS", help="comma-separated: domain,tld,lang,year,month,snapshot")
+    report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    _db_option(report)
+    _detector_option(report)
+
+    sql = sub.add_parser("sql", help="run SQL on the store")
+    sql.add_argument("query", metavar="QUERY")
+    sql.add_argument("--format", choices=["table", "json"], default="table")
+    _db_option(sql)
+
+    score = sub.add_parser("score", help="add p_synthetic to each JSON line with a text")
+    score.add_argument("file", metavar="FILE.jsonl|-")
+    _detector_option(score)
+
+    estimate = sub.add_parser("estimate", help="machine-written share of the texts in a JSON-lines file")
+    estimate.add_argument("file", metavar="FILE.jsonl|-")
+    _detector_option(estimate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"synthweb: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthweb: interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace, **extra):
+    overrides = {"SYNTHWEB_DB": getattr(args, "db", None), "SYNTHWEB_DETECTOR": getattr(args, "detector", None)}
+    overrides.update(extra)
+    return load_settings(overrides)
+
+
+def _open_store(settings):
+    from synthweb.store import Store, StoreError
+
+    try:
+        store = Store(settings.get("SYNTHWEB_DB"))
+        store.migrate()
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:  # server-side errors while migrating
+        raise CliError(f"cannot prepare store: {exc}") from exc
+    return store
+
+
+def _load_detector(settings):
+    from detectors.runtime import DetectorError, load_detector
+
+    try:
+        return load_detector(settings.get("SYNTHWEB_DETECTOR"))
+    except DetectorError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from synthweb.seeds import SeedError, parse_seeds
+
+    if args.max_pages_per_site is not None and args.max_pages_per_site < 1:
+        raise CliError("--max-pages-per-site must be at least 1")
+    if args.sample_web and args.seeds:
+        raise CliError("give either --sample-web or seeds, not both")
+    if not args.sample_web:
+        try:
+            seeds = parse_seeds(args.seeds)
+        except SeedError as exc:
+            raise CliError(str(exc)) from exc
+    snapshot = args.snapshot or "run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    settings = _settings(
+        args,
+        SYNTHWEB_SNAPSHOT=snapshot,
+        SYNTHWEB_MAX_PAGES_PER_SITE=args.max_pages_per_site,
+        SYNTHWEB_ALLOW_PRIVATE_NETWORKS=True if (args.allow_private_networks or args.sample_web) else None,
+    )
+    detector = _load_detector(settings)
+    # Open (and migrate) before crawling, so a bad store fails in a second, not after the crawl.
+    store = _open_store(settings)
+
+    from crawler.runner import run_crawl
+
+    if args.sample_web:
+        from synthweb.sampleweb import SampleWeb
+
+        with SampleWeb() as web:
+            print(f"sample web serving {len(web.seeds)} sites: {' '.join(web.seeds)}", file=sys.stderr)
+            summary = run_crawl(web.seeds, settings, show_progress=not args.quiet)
+    else:
+        summary = run_crawl(seeds, settings, show_progress=not args.quiet)
+
+    print(json.dumps({"snapshot": snapshot, **summary}), file=sys.stderr)
+    from synthweb.report import render_table, share_report
+
+    rows = share_report(store, detector, ["domain"])
+    rows = [r for r in rows if r["pages"]]
+    render_table(rows, ["domain", *REPORT_COLUMNS], title=f"synthetic share by domain, detector {detector.name}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from synthweb.report import parse_dimensions, render_table, share_report, to_csv, to_json
+
+    try:
+        dims = parse_dimensions(args.by)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    settings = _settings(args)
+    detector = _load_detector(settings)
+    rows = share_report(_open_store(settings), detector, dims)
+    columns = [*dims, *REPORT_COLUMNS]
+    if args.format == "json":
+        print(to_json(rows))
+    elif args.format == "csv":
+        print(to_csv(rows, columns), end="")
+    else:
+        render_table(rows, columns, title=f"machine-written share, detector {detector.name} v{detector.version}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from synthweb.report import render_table, to_json
+
+    store = _open_store(_settings(args))
+    try:
+        columns, rows = store.query(args.query)
+    except Exception as exc:
+        raise CliError(f"query failed: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    if args.format == "json":
+        print(to_json(records))
+    else:
+        render_table(records, columns)
+    return 0
+
+
+def _read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
+    stream: TextIO
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CliError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise CliError(f"{path}:{number}: expected a JSON object with a string field 'text'")
+            yield number, record
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    detector = _load_detector(_settings(args))
+    for chunk in _chunks(_read_jsonl(args.file), 256):
+        scores = detector.score([record["text"] for _, record in chunk])
+        for (_, record), score in zip(chunk, scores, strict=True):
+            record["p_synthetic"] = round(float(score), 6)
+            print(json.dumps(record, ensure_ascii=False))
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from synthweb.estimate import Calibration, estimate_scores
+
+    detector = _load_detector(_settings(args))
+    scores, excluded = [], 0
+    for chunk in _chunks(_read_jsonl(args.file), 256):
+        texts = [record["text"] for _, record in chunk]
+        kept = [t for t in texts if len(t.split()) >= detector.min_words]
+        excluded += len(texts) - len(kept)
+        if kept:
+            scores.extend(detector.score(kept))
+    estimate = estimate_scores(scores, Calibration.from_dict(detector.calibration))
+    print(json.dumps({**estimate.to_dict(), "excluded": excluded, "min_words": detector.min_words}))
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "sql": cmd_sql,
+    "score": cmd_score,
+    "estimate": cmd_estimate,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Seed parsing for `synthweb run`: URLs, bare domains, and @FILE lists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+class SeedError(ValueError):
+    """A seed that is not a URL or domain we can crawl."""
+
+
+def normalize_seed(seed: str) -> str:
+    """Return an absolute http(s) URL for a URL or a bare domain, or raise SeedError."""
+    text = seed.strip()
+    if "://" not in text:
+        if not HOSTNAME.match(text.lower().rstrip(".")) or "." not in text:
+            raise SeedError(f"malformed seed {seed!r}: expected an http(s) URL or a domain name")
+        return f"https://{text.lower().rstrip('.')}/"
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise SeedError(f"malformed seed {seed!r}: only http and https URLs can be crawled")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise SeedError(f"malformed seed {seed!r}: {exc}") from exc
+    host = parts.hostname or ""
+    if not host or not (HOSTNAME.match(host) or _is_ip(host)):
+        raise SeedError(f"malformed seed {seed!r}: no valid host name")
+    return text if parts.path else text + "/"
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_seeds(items: list[str]) -> list[str]:
+    """Expand `@FILE` items (one URL or domain per line, # comments) and normalise every seed."""
+    seeds: list[str] = []
+    for item in items:
+        if item.startswith("@"):
+            path = Path(item[1:])
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise SeedError(f"cannot read seed file {path}: {exc.strerror or exc}") from exc
+            entries = [line.split("#", 1)[0].strip() for line in lines]
+            seeds.extend(normalize_seed(e) for e in entries if e)
+        else:
+            seeds.append(normalize_seed(item))
+    if not seeds:
+        raise SeedError("no seeds given")
+    return list(dict.fromkeys(seeds))

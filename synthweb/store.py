@@ -1,0 +1,195 @@
+"""The ClickHouse store: migrations, batched inserts, queries, and the store stage.
+
+Every path goes through clickhouse-connect. `chdb:` DSNs select the embedded chDB
+backend (same client, same SQL); `http(s)://user:pass@host:port/db` a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from synthweb.pipeline import Page, Stage
+
+log = logging.getLogger(__name__)
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse"
+
+PAGE_COLUMNS = [
+    "snapshot", "url", "host", "domain", "tld", "lang", "published", "date_source", "fetched_at",
+    "status", "title", "text", "content_hash", "word_count", "detector", "detector_version",
+    "p_synthetic", "excluded",
+]  # fmt: skip
+SKIP_COLUMNS = ["snapshot", "url", "host", "domain", "reason", "detail", "status", "fetched_at"]
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened, migrated or written."""
+
+
+def normalize_dsn(dsn: str) -> str:
+    """Return a DSN clickhouse-connect understands; relative chDB paths become absolute.
+
+    Accepted: `chdb:///abs/path`, `chdb://./rel/path`, `chdb:rel/path`, `chdb://memory`,
+    `http(s)://user:pass@host:port/db`.
+    """
+    scheme = dsn.split(":", 1)[0].lower()
+    if scheme == "chdb":
+        rest = dsn[len("chdb:") :]
+        rest = rest[2:] if rest.startswith("//") else rest
+        if rest in ("memory", "") or rest.startswith("memory/"):
+            return "chdb://memory"
+        path = Path(rest).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        return "chdb:///" + str(path.resolve()).lstrip("/")
+    if scheme in ("http", "https"):
+        return dsn
+    raise StoreError(f"unsupported store DSN {dsn!r}: use chdb:///path or http(s)://user:pass@host:port/db")
+
+
+def chdb_path(dsn: str) -> Path | None:
+    """The on-disk directory of a normalised chDB DSN, or None."""
+    if dsn.startswith("chdb:///"):
+        return Path(dsn[len("chdb://") :])
+    return None
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration file into statements (no semicolons inside strings in our DDL)."""
+    script = re.sub(r"--[^\n]*", "", script)
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+class Store:
+    """A ClickHouse database reached through clickhouse-connect."""
+
+    def __init__(self, dsn: str):
+        self.dsn = normalize_dsn(dsn)
+        path = chdb_path(self.dsn)
+        if path is not None:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                probe = path / ".write-test"
+                probe.write_text("ok")
+                probe.unlink()
+            except OSError as exc:
+                raise StoreError(f"cannot write store at {path}: {exc.strerror or exc}") from exc
+        import clickhouse_connect
+
+        try:
+            self.client = clickhouse_connect.get_client(dsn=self.dsn)
+        except Exception as exc:  # connection refused, bad credentials, chdb lock ...
+            raise StoreError(f"cannot open store {redact(self.dsn)}: {exc}") from exc
+
+    def migrate(self) -> list[str]:
+        """Apply the numbered schemas/clickhouse/*.sql files not yet applied; idempotent."""
+        self.client.command(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+            "applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self.client.query("SELECT version FROM schema_migrations").result_rows}
+        applied = []
+        for path in sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+            version = int(path.name[:3])
+            if version in done:
+                continue
+            for statement in split_sql(path.read_text()):
+                self.client.command(statement)
+            self.client.insert("schema_migrations", [[version, path.name]], column_names=["version", "name"])
+            applied.append(path.name)
+        return applied
+
+    def insert_pages(self, pages: list[Page], dedup_token: str | None = None) -> None:
+        """Insert stored pages in one batch; `dedup_token` makes a retried insert idempotent."""
+        if pages:
+            rows = [[_page_value(p, c) for c in PAGE_COLUMNS] for p in pages]
+            self._insert("pages", rows, PAGE_COLUMNS, dedup_token)
+
+    def insert_skips(self, pages: list[Page], dedup_token: str | None = None) -> None:
+        """Record pages that were not stored, with their reason."""
+        if pages:
+            rows = [
+                [p.snapshot, p.url, p.host or host_of(p.url), p.domain, p.skip, p.skip_detail[:2000],
+                 p.status, _utc(p.fetched_at)]
+                for p in pages
+            ]  # fmt: skip
+            self._insert("skipped_pages", rows, SKIP_COLUMNS, dedup_token)
+
+    def _insert(self, table: str, rows: list[list[Any]], columns: list[str], token: str | None) -> None:
+        # The MV setting makes a deduplicated retry skip the aggregates too, not only `pages`.
+        settings = (
+            {"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+            if token
+            else None
+        )
+        try:
+            self.client.insert(table, rows, column_names=columns, settings=settings)
+        except Exception as exc:
+            raise StoreError(f"insert into {table} failed: {exc}") from exc
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """Run a query; return (column names, rows)."""
+        result = self.client.query(sql, parameters=parameters)
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def redact(dsn: str) -> str:
+    """Hide the password of a server DSN in messages."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", dsn)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _page_value(page: Page, column: str) -> Any:
+    value = getattr(page, column)
+    if column == "fetched_at":
+        return _utc(value)
+    if column == "p_synthetic" and value is not None:
+        return float(value)
+    return value
+
+
+class StoreStage(Stage):
+    """Writes each batch of pages to ClickHouse: stored pages to `pages`, skips to `skipped_pages`."""
+
+    name = "store"
+    requires = ("clickhouse_connect",)
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.stored = 0
+        self.skipped = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> StoreStage:
+        store = Store(settings.get("SYNTHWEB_DB"))
+        store.migrate()
+        return cls(store)
+
+    def run(self, pages: Iterable[Page], dedup_token: str | None = None) -> Iterator[Page]:
+        batch = list(pages)
+        kept = [p for p in batch if not p.skip]
+        skipped = [p for p in batch if p.skip]
+        self.store.insert_pages(kept, dedup_token and f"{dedup_token}:pages")
+        self.store.insert_skips(skipped, dedup_token and f"{dedup_token}:skips")
+        self.stored += len(kept)
+        self.skipped += len(skipped)
+        yield from batch
+
+    def close(self) -> None:
+        self.store.close()
