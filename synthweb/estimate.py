@@ -69,9 +69,13 @@ class Calibration:
 
 
 def histogram(scores, bins: int) -> np.ndarray:
-    """Counts of scores per bin; a score p falls in bin min(floor(p * bins), bins - 1)."""
-    scores = np.asarray(scores, dtype=np.float32)
-    index = np.minimum(np.floor(scores * np.float32(bins)).astype(int), bins - 1)
+    """Counts of scores per bin; a score p falls in bin min(floor(p * bins), bins - 1).
+
+    Scores are rounded to float32 first and an epsilon of 1e-4 absorbs float32 error, exactly as
+    the `page_stats` view bins the Float32 scores it stores, so both sides agree on edges.
+    """
+    scores = np.asarray(scores, dtype=np.float32).astype(np.float64)
+    index = np.minimum(np.floor(scores * bins + 1e-4).astype(int), bins - 1)
     return np.bincount(np.clip(index, 0, bins - 1), minlength=bins)
 
 

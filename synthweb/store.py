@@ -42,6 +42,8 @@ def normalize_dsn(dsn: str) -> str:
     if scheme == "chdb":
         rest = dsn[len("chdb:") :]
         rest = rest[2:] if rest.startswith("//") else rest
+        if rest.startswith(("/./", "/../")):  # chdb:///./data is relative to the working directory
+            rest = rest[1:]
         if rest in ("memory", "") or rest.startswith("memory/"):
             return "chdb://memory"
         path = Path(rest).expanduser()

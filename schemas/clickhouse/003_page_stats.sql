@@ -44,7 +44,7 @@ FROM
         *,
         excluded != '' AS is_excluded,
         cityHash64(snapshot, content_hash) AS doc,
-        least(toUInt8(floor(ifNull(p_synthetic, 0) * 50)), 49) AS bin
+        least(toUInt8(floor(toFloat64(ifNull(p_synthetic, 0)) * 50 + 1e-4)), 49) AS bin
     FROM pages
 )
 GROUP BY detector, detector_version, snapshot, domain, tld, lang, day;

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from synthweb.estimate import Calibration, adjusted_count, estimate_scores, histogram
+
+
+@pytest.fixture
+def calibration():
+    rng = np.random.default_rng(1)
+    return Calibration(
+        bins=50,
+        hist_human=histogram(rng.beta(2, 6, 3000), 50),
+        hist_machine=histogram(rng.beta(6, 2, 3000), 50),
+        threshold=0.5,
+    )
+
+
+def mixture(share: float, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    k = int(round(share * n))
+    return np.concatenate([rng.beta(6, 2, k), rng.beta(2, 6, n - k)])
+
+
+def test_histogram_bins_edges():
+    assert histogram([0.0, 0.019, 0.02, 0.999, 1.0], 50).tolist()[:2] == [2, 1]
+    assert histogram([0.999, 1.0], 50)[49] == 2
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.2, 0.4, 0.6, 1.0])
+def test_acc_recovers_known_shares_within_its_interval(calibration, share):
+    estimate = estimate_scores(mixture(share, 2000, seed=int(share * 100)), calibration)
+    assert estimate.method == "acc" and estimate.n == 2000
+    assert abs(estimate.share - share) < 0.04
+    assert estimate.ci_low <= share <= estimate.ci_high
+    assert 0.0 <= estimate.ci_low <= estimate.share <= estimate.ci_high <= 1.0
+
+
+def test_acc_corrects_the_naive_count(calibration):
+    estimate = estimate_scores(mixture(0.0, 2000, seed=3), calibration)
+    assert estimate.naive > 0.02  # false positives inflate the plain count
+    assert estimate.share < estimate.naive
+
+
+def test_interval_narrows_with_more_documents(calibration):
+    small = estimate_scores(mixture(0.3, 100, seed=5), calibration)
+    large = estimate_scores(mixture(0.3, 5000, seed=5), calibration)
+    assert (large.ci_high - large.ci_low) < (small.ci_high - small.ci_low)
+
+
+def test_empty_slice_has_no_share(calibration):
+    assert adjusted_count(np.zeros(50), calibration).share is None
+
+
+def test_histogram_of_the_wrong_size_is_an_error(calibration):
+    with pytest.raises(ValueError, match="bins"):
+        adjusted_count(np.zeros(20), calibration)
+
+
+def test_estimates_are_reproducible(calibration):
+    scores = mixture(0.25, 500, seed=9)
+    assert estimate_scores(scores, calibration) == estimate_scores(scores, calibration)

@@ -1,0 +1,128 @@
+from datetime import UTC, date, datetime
+
+import pytest
+
+from synthweb.pipeline import Page
+from synthweb.store import Store, StoreError, StoreStage, normalize_dsn, redact, split_sql
+
+
+def page(i: int, **fields) -> Page:
+    values = dict(
+        url=f"http://a.example/{i}",
+        snapshot="s1",
+        host="a.example",
+        domain="a.example",
+        tld="example",
+        lang="en",
+        text="word " * 80,
+        content_hash=f"h{i}",
+        word_count=80,
+        detector="lexical",
+        detector_version="1",
+        p_synthetic=0.9,
+        published=date(2024, 5, 1),
+        fetched_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    values.update(fields)
+    return Page(**values)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    # chDB allows one on-disk path per process: every store test shares this one.
+    store = Store(f"chdb:///{tmp_path_factory.mktemp('store')}")
+    store.migrate()
+    return store
+
+
+def clear(store: Store) -> None:
+    for table in ("pages", "skipped_pages", "page_stats"):
+        store.client.command(f"TRUNCATE TABLE {table}")
+
+
+def test_normalize_dsn_makes_relative_chdb_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert normalize_dsn("chdb:///./data") == f"chdb:///{tmp_path.resolve().as_posix().lstrip('/')}/data"
+    assert normalize_dsn("chdb:data") == normalize_dsn("chdb://data")
+    assert normalize_dsn("chdb://memory") == "chdb://memory"
+    assert normalize_dsn("https://u:p@h:8443/db") == "https://u:p@h:8443/db"
+    with pytest.raises(StoreError, match="unsupported store DSN"):
+        normalize_dsn("postgres://x")
+
+
+def test_redact_hides_password():
+    assert redact("https://bob:s3cret@host:8443/db") == "https://bob:***@host:8443/db"
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot write store"):
+        Store(f"chdb:///{blocker}/db")
+
+
+def test_split_sql_drops_comments():
+    assert split_sql("-- a; comment\nCREATE TABLE t (x UInt8);\n\nSELECT 1;") == [
+        "CREATE TABLE t (x UInt8)",
+        "SELECT 1",
+    ]
+
+
+def test_migrations_are_idempotent(store):
+    assert store.migrate() == []
+    _, rows = store.query("SELECT name FROM schema_migrations ORDER BY version")
+    assert [r[0] for r in rows][:3] == ["001_pages.sql", "002_skipped_pages.sql", "003_page_stats.sql"]
+
+
+def test_store_stage_writes_pages_skips_and_aggregates(store):
+    clear(store)
+    pages = [page(1), page(2, p_synthetic=0.1), page(3, content_hash="h1"), page(4, excluded="short")]
+    pages.append(Page(url="http://a.example/big", snapshot="s1", skip="too_large", skip_detail="31457280 bytes"))
+    out = list(StoreStage(store).run(pages))
+    assert out == pages  # the stage passes every page on
+    assert store.query("SELECT count() FROM pages")[1] == [(4,)]
+    assert store.query("SELECT reason, host FROM skipped_pages")[1] == [("too_large", "a.example")]
+    _, rows = store.query(
+        "SELECT sum(pages), sum(excluded), uniqExactMerge(documents), "
+        "uniqExactResampleMerge(0, 50, 1)(hist) FROM page_stats"
+    )
+    pages_count, excluded, documents, hist = rows[0]
+    assert (pages_count, excluded, documents) == (4, 1, 2)  # h1 twice counts once; the short page is left out
+    assert hist[45] == 1 and hist[5] == 1 and sum(hist) == 2
+
+
+def test_retried_batch_with_same_token_is_stored_once(store):
+    clear(store)
+    batch = [page(i) for i in range(5)]
+    stage = StoreStage(store)
+    list(stage.run(batch, dedup_token="pages.raw/0/100-104"))
+    list(stage.run(batch, dedup_token="pages.raw/0/100-104"))
+    assert store.query("SELECT count() FROM pages")[1] == [(5,)]
+    assert store.query("SELECT sum(pages) FROM page_stats")[1] == [(5,)]
+
+
+def test_duplicates_count_once_per_snapshot(store):
+    clear(store)
+    batch = [
+        page(1, snapshot="s1"),
+        page(2, snapshot="s1", content_hash="h1"),
+        page(3, snapshot="s2", content_hash="h1"),
+    ]
+    list(StoreStage(store).run(batch))
+    _, rows = store.query(
+        "SELECT snapshot, sum(pages), uniqExactMerge(documents) FROM page_stats GROUP BY snapshot ORDER BY snapshot"
+    )
+    assert rows == [("s1", 2, 1), ("s2", 1, 1)]
+    assert store.query("SELECT uniqExactMerge(documents) FROM page_stats")[1] == [(2,)]
+
+
+def test_sql_and_python_bin_scores_identically(store):
+    import numpy as np
+
+    from synthweb.estimate import histogram
+
+    clear(store)
+    scores = np.concatenate([np.random.default_rng(4).random(500), np.arange(51) / 50])
+    list(StoreStage(store).run([page(i, p_synthetic=float(s)) for i, s in enumerate(scores)]))
+    _, rows = store.query("SELECT uniqExactResampleMerge(0, 50, 1)(hist) FROM page_stats")
+    assert list(rows[0][0]) == histogram(scores, 50).tolist()
