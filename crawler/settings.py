@@ -58,3 +58,20 @@ SYNTHWEB_STAGES = [
     "detectors.stage.ScoreStage",
     "synthweb.store.StoreStage",
 ]
+# Robots.txt Crawl-delay is honoured up to this many seconds (a bigger one would stall a site).
+SYNTHWEB_MAX_CRAWL_DELAY = 60.0
+
+# --- components ---------------------------------------------------------------
+DOWNLOADER_MIDDLEWARES = {
+    # Before robots.txt (100): a refused host gets neither its page nor its robots.txt fetched.
+    "crawler.middlewares.PrivateNetworkGuard": 50,
+    # Scrapy's robots.txt middleware plus Crawl-delay.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.RobotsCrawlDelayMiddleware": 100,
+}
+EXTENSIONS = {
+    # AutoThrottle that keeps Crawl-delay as a floor.
+    "scrapy.extensions.throttle.AutoThrottle": None,
+    "crawler.middlewares.CrawlDelayAutoThrottle": 0,
+}
+ITEM_PIPELINES = {"crawler.pipelines.StagesPipeline": 300}

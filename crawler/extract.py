@@ -1,0 +1,181 @@
+"""Extract stage: main text, title, date, language and site keys from fetched HTML.
+
+Everything here is offline: trafilatura and htmldate work on the HTML we already
+have, tldextract uses only its bundled public-suffix snapshot, py3langid its model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from synthweb.pipeline import Page, Stage
+
+log = logging.getLogger(__name__)
+
+# A page whose first bytes are more than this share control characters is not text.
+_CONTROL_SHARE = 0.10
+_SNIFF_CHARS = 4096
+_ALLOWED_CONTROLS = {"\t", "\n", "\r", "\f", "\v"}
+
+
+def looks_binary(data: str | bytes) -> bool:
+    """True for content that is not text: NUL bytes or mostly control characters.
+
+    Works on raw bytes (the spider) and on decoded text (the stage); U+FFFD
+    replacement characters count as control characters since they mark bytes
+    that did not decode.
+    """
+    if not data:
+        return False
+    sample = data[:_SNIFF_CHARS]
+    if isinstance(sample, bytes):
+        if b"\x00" in sample:
+            return True
+        bad = sum(1 for b in sample if (b < 32 and chr(b) not in _ALLOWED_CONTROLS) or b == 127)
+    else:
+        if "\x00" in sample:
+            return True
+        bad = sum(
+            1
+            for ch in sample
+            if (ord(ch) < 32 and ch not in _ALLOWED_CONTROLS) or 127 <= ord(ch) < 160 or ch == "\ufffd"
+        )
+    return bad / len(sample) > _CONTROL_SHARE
+
+
+def normalise_text(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def content_hash(text: str) -> str:
+    """Hex blake2b of the whitespace-normalised, lowercased text (exact duplicates match)."""
+    return hashlib.blake2b(normalise_text(text).encode("utf-8"), digest_size=20).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _tld_extractor():
+    import tldextract
+
+    # No suffix-list URLs and no cache dir: only the snapshot bundled with the package,
+    # so extraction never touches the network or the disk.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+def site_keys(url: str) -> tuple[str, str, str]:
+    """(host, registered domain, public suffix) of a URL; IP hosts are their own domain."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        return host, host, ""
+    except ValueError:
+        pass
+    ext = _tld_extractor()(host)
+    if not ext.suffix:  # "localhost", intranet names: no public suffix
+        return host, ext.domain or host, ""
+    return host, f"{ext.domain}.{ext.suffix}" if ext.domain else ext.suffix, ext.suffix
+
+
+def detect_language(text: str) -> str:
+    import py3langid
+
+    # The first few thousand characters are plenty and keep classification fast.
+    lang, _score = py3langid.classify(text[:5000])
+    return lang
+
+
+def find_published(tree, url: str, today: date | None = None) -> tuple[date | None, str]:
+    """Publication date and where it came from: "metadata", "url", "content" or ""."""
+    from htmldate import find_date
+
+    today = today or datetime.now(UTC).date()
+    max_date = today.isoformat()
+    attempts = (
+        ("metadata", lambda: find_date(tree, extensive_search=False, original_date=True, max_date=max_date)),
+        # An empty document so only the URL can supply the date.
+        ("url", lambda: find_date("<html><body></body></html>", extensive_search=False, url=url, max_date=max_date)),
+        ("content", lambda: find_date(tree, extensive_search=True, original_date=True, max_date=max_date)),
+    )
+    for source, attempt in attempts:
+        try:
+            found = attempt()
+        except Exception:  # htmldate is robust but the web is not
+            log.debug("date extraction failed for %s", url, exc_info=True)
+            found = None
+        if not found:
+            continue
+        try:
+            day = date.fromisoformat(found)
+        except ValueError:
+            continue
+        if day <= today:  # future dates are typos or event dates, never publication dates
+            return day, source
+    return None, ""
+
+
+class ExtractStage(Stage):
+    """Fill text, title, published, lang, host/domain/tld, content_hash, word_count.
+
+    Pages without extractable text get skip "no_text", binary ones "binary";
+    `html` is cleared in every case so it is never stored.
+    """
+
+    name = "extract"
+    requires = ("trafilatura", "htmldate", "tldextract", "py3langid")
+
+    def __init__(self, favor_precision: bool = True):
+        self.favor_precision = favor_precision
+        # trafilatura warns once per textless page; those are recorded as skip "no_text".
+        logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+    def run(self, pages: Iterable[Page]) -> Iterator[Page]:
+        for page in pages:
+            if not page.skip:
+                try:
+                    self.extract(page)
+                except Exception as exc:  # one odd page must not sink the batch
+                    log.warning("extraction failed for %s: %s", page.url, exc)
+                    page.skip, page.skip_detail = "extract_error", str(exc)[:500]
+            page.html = ""
+            yield page
+
+    def extract(self, page: Page) -> Page:
+        from trafilatura import bare_extraction
+        from trafilatura.metadata import extract_title
+        from trafilatura.utils import load_html
+
+        page.host, page.domain, page.tld = site_keys(page.url)
+        html = page.html
+        if looks_binary(html):
+            page.skip = "binary"
+            return page
+        tree = load_html(html) if html.strip() else None
+        if tree is None:
+            page.skip = "no_text"
+            return page
+        page.title = (extract_title(tree) or "").strip()
+        page.published, page.date_source = find_published(tree, page.url)
+        # bare_extraction prunes the tree in place, so it runs last.
+        doc = bare_extraction(
+            tree,
+            url=page.url,
+            fast=True,
+            favor_precision=self.favor_precision,
+            include_comments=False,
+            include_tables=False,
+            with_metadata=False,
+        )
+        text = (getattr(doc, "text", None) or "").strip()
+        if not text:
+            page.skip = "no_text"
+            return page
+        page.text = text
+        page.word_count = len(text.split())
+        page.content_hash = content_hash(text)
+        page.lang = detect_language(text)
+        return page

@@ -1,0 +1,154 @@
+"""Downloader middlewares and the AutoThrottle variant that keep the crawler safe and polite.
+
+* `PrivateNetworkGuard` refuses requests to hosts that resolve to non-public
+  addresses (SSRF protection: a crawled page must not make us fetch our own
+  network, a cloud metadata endpoint or localhost).
+* `RobotsCrawlDelayMiddleware` is Scrapy's robots.txt middleware plus Crawl-delay,
+  which Scrapy itself ignores; `CrawlDelayAutoThrottle` keeps AutoThrottle from
+  lowering a slot's delay below it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from scrapy import signals
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.extensions.throttle import AutoThrottle
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+
+log = logging.getLogger(__name__)
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+
+
+class PrivateNetworkRefused(IgnoreRequest):
+    """The request's host resolves to an address we must not crawl."""
+
+
+def is_public_address(ip: str) -> bool:
+    """True only for globally routable unicast addresses."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped  # ::ffff:127.0.0.1 is loopback in disguise
+    if addr in _METADATA or (addr.version == 4 and addr in _CGNAT):
+        return False
+    return addr.is_global and not (
+        addr.is_private
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_reserved
+        or addr.is_multicast
+        or addr.is_unspecified
+    )
+
+
+class PrivateNetworkGuard:
+    """Refuse requests whose host is, or resolves to, a non-public address.
+
+    Runs before the robots.txt middleware so neither the page nor its robots.txt
+    is fetched; redirects come back through here as new requests. Resolution
+    failures pass through so the download fails normally ("fetch_error").
+    Switched off by SYNTHWEB_ALLOW_PRIVATE_NETWORKS (tests, intranet crawls).
+    """
+
+    def __init__(self, crawler):
+        if crawler.settings.getbool("SYNTHWEB_ALLOW_PRIVATE_NETWORKS"):
+            raise NotConfigured  # no message: Scrapy would log it as a warning
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_request(self, request):
+        parts = urlparse_cached(request)
+        host = (parts.hostname or "").rstrip(".")
+        if not host or parts.scheme not in ("http", "https"):
+            return None
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+            addresses = [host]
+        except ValueError:
+            from twisted.internet import reactor
+
+            try:
+                # The reactor's resolver is Scrapy's caching resolver: the connection made
+                # for this request reuses the address checked here, so a DNS server cannot
+                # answer a public address to us and a private one to the downloader.
+                addresses = [await maybe_deferred_to_future(reactor.resolve(host))]
+            except Exception:  # DNS failure: let the download fail normally ("fetch_error")
+                return None
+        for ip in addresses:
+            if not is_public_address(ip):
+                self.crawler.stats.inc_value("synthweb/private_network_refused")
+                raise PrivateNetworkRefused(f"refused {host}: resolves to non-public address {ip}")
+        return None
+
+
+class RobotsCrawlDelayMiddleware(RobotsTxtMiddleware):
+    """Scrapy's RobotsTxtMiddleware that also honours `Crawl-delay`.
+
+    When a host's robots.txt is parsed, its crawl delay (capped by
+    SYNTHWEB_MAX_CRAWL_DELAY) becomes the download slot's delay, and is recorded
+    in the downloader's per-slot settings so a slot re-created after garbage
+    collection keeps it and `CrawlDelayAutoThrottle` treats it as a floor.
+    """
+
+    def __init__(self, crawler):
+        super().__init__(crawler)
+        self._max_crawl_delay = crawler.settings.getfloat("SYNTHWEB_MAX_CRAWL_DELAY", 60.0)
+
+    async def _parse_robots(self, response, netloc, request):
+        await super()._parse_robots(response, netloc, request)
+        parser = self._parsers.get(netloc)
+        if parser is not None:
+            self._apply_crawl_delay(parser, request)
+
+    def _apply_crawl_delay(self, parser, request) -> None:
+        useragent = self._robotstxt_useragent or self._default_useragent
+        try:
+            delay = parser.crawl_delay(useragent)
+        except Exception:  # a custom parser may not implement it
+            return
+        if not delay or delay <= 0:
+            return
+        delay = min(float(delay), self._max_crawl_delay)
+        downloader = self.crawler.engine.downloader
+        key = downloader.get_slot_key(request)
+        conf = downloader.per_slot_settings.setdefault(key, {})
+        conf["delay"] = max(float(conf.get("delay", 0.0)), delay)
+        # Jitter would randomise the delay down to half of it; a floor must not move.
+        conf["jitter"] = 0.0
+        slot = downloader.slots.get(key)
+        if slot is not None:
+            slot.delay = max(slot.delay, conf["delay"])
+            slot.jitter = 0.0
+        self.crawler.stats.set_value(f"synthweb/crawl_delay/{key}", delay)
+        log.info("honouring Crawl-delay %.2fs for %s", delay, key)
+
+
+class CrawlDelayAutoThrottle(AutoThrottle):
+    """AutoThrottle that never lowers a slot's delay below its configured floor.
+
+    AutoThrottle (scrapy 2.19) rewrites `slot.delay` on every response, bounded
+    only by DOWNLOAD_DELAY and AUTOTHROTTLE_MAX_DELAY; this re-applies the per-slot
+    delay from DOWNLOAD_SLOTS (where robots.txt Crawl-delay is recorded) afterwards.
+    """
+
+    def __init__(self, crawler):
+        super().__init__(crawler)
+        crawler.signals.connect(self._enforce_floor, signal=signals.response_downloaded)
+
+    def _enforce_floor(self, response, request, spider) -> None:
+        # Connected after AutoThrottle's own handler, so it runs after the adjustment.
+        key, slot = self._get_slot(request, spider)
+        if slot is None:
+            return
+        floor = self.crawler.engine.downloader.per_slot_settings.get(key, {}).get("delay")
+        if floor and slot.delay < floor:
+            slot.delay = float(floor)

@@ -1,0 +1,94 @@
+"""SiteSpider callbacks without a reactor: decoding, skip reasons, same-site links, budget."""
+
+import pytest
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse, Request, Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.test import get_crawler
+from twisted.python.failure import Failure
+
+from crawler.middlewares import PrivateNetworkRefused
+from crawler.spiders.site import SiteSpider, decode_html, site_of
+from synthweb.pipeline import Page
+
+ROOT = "http://www.example.com/"
+
+
+@pytest.fixture
+def spider():
+    crawler = get_crawler(SiteSpider, {"SYNTHWEB_MAX_PAGES_PER_SITE": 3, "DEPTH_LIMIT": 8})
+    return SiteSpider.from_crawler(crawler, seeds=f"{ROOT},http://127.0.0.9:8000/")
+
+
+def html_response(url, body, ctype="text/html; charset=utf-8", cls=HtmlResponse):
+    request = Request(url, meta={"site": site_of(url), "depth": 0})
+    return cls(url, body=body, headers={"Content-Type": ctype}, request=request)
+
+
+def test_seeds_and_site_of(spider):
+    assert spider.seeds == [ROOT, "http://127.0.0.9:8000/"]
+    assert site_of("http://blog.example.com/x") == "example.com"
+    assert site_of("http://127.0.0.9:8000/x") == "127.0.0.9"
+
+
+def test_parse_yields_page_and_same_site_links_within_budget(spider):
+    links = "".join(
+        f'<a href="{u}">x</a>'
+        for u in ["/a", "http://blog.example.com/b", "http://other.org/c", "/d", "/e", "/a", "/logo.png"]
+    )
+    out = list(spider.parse(html_response(ROOT, f"<html><body>{links}</body></html>".encode())))
+    page, *requests = out
+    assert isinstance(page, Page) and page.html.startswith("<html>") and page.status == 200
+    assert page.content_type == "text/html" and page.fetched_at.tzinfo is not None
+    # Budget 3: only three requests for example.com; other.org and .png never.
+    assert [r.url for r in requests] == [
+        "http://www.example.com/a",
+        "http://blog.example.com/b",
+        "http://www.example.com/d",
+    ]
+    assert all(r.dont_filter and r.errback == spider.on_error for r in requests)
+
+
+def test_parse_skips_non_html_and_binary(spider):
+    [page] = spider.parse(html_response(ROOT + "x.json", b"{}", "application/json", TextResponse))
+    assert page.skip == "not_html" and page.html == ""
+    [page] = spider.parse(html_response(ROOT + "r.html", b"\x00\x01\x02junk" * 100))
+    assert page.skip == "binary"
+
+
+def test_decode_html_undeclared_latin1_and_declared():
+    text = "Un café, une question naïve et un peu de déjà vu ce matin au marché."
+    body = f"<html><body><p>{text}</p></body></html>"
+    latin = html_response(ROOT, body.encode("latin-1"), "text/html")
+    assert text in decode_html(latin)
+    utf8 = html_response(ROOT, body.encode("utf-8"), "text/html")
+    assert text in decode_html(utf8)
+    polish = "Zażółć gęślą jaźń. Wszystkie łąki są zielone, a źrebięta biegają po polach. " * 3
+    assert polish.strip() in decode_html(html_response(ROOT, polish.encode("cp1250"), "text/html"))
+    russian = "Сегодня хорошая погода, и мы пойдём гулять в парк. " * 3
+    declared = html_response(ROOT, russian.encode("cp1251"), "text/html; charset=windows-1251")
+    assert russian.strip() in decode_html(declared)
+    undeclared = html_response(ROOT, russian.encode("cp1251"), "text/html")
+    assert russian.strip() in decode_html(undeclared)
+
+
+def _fail(exc, url=ROOT + "p"):
+    failure = Failure(exc)
+    failure.request = Request(url, meta={"site": site_of(url)})
+    return failure
+
+
+def test_errback_reasons(spider):
+    not_found = Response(ROOT + "p", status=404, request=Request(ROOT + "p"))
+    cases = {
+        "private_network": PrivateNetworkRefused("refused x"),
+        "http_404": HttpError(not_found, "Ignoring non-200 response"),
+        "redirect_loop": IgnoreRequest("max redirections reached"),
+        "fetch_error": ConnectionRefusedError("refused"),
+    }
+    for reason, exc in cases.items():
+        [page] = spider.on_error(_fail(exc))
+        assert page.skip == reason and page.url == ROOT + "p" and page.skip_detail
+    spider.scheduled["example.com"] = 2
+    assert list(spider.on_error(_fail(IgnoreRequest("Forbidden by robots.txt")))) == []
+    assert spider.scheduled["example.com"] == 1  # budget handed back
