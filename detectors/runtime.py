@@ -1,0 +1,141 @@
+"""Load detector directories (manifest.json + ONNX model) and score texts with ONNX Runtime.
+
+A detector directory holds `manifest.json` naming the model file, its string input,
+its output (P(machine-written) per text), the languages it supports, the minimum words
+for a meaningful score and an optional calibration file. Names resolve to
+detectors/shipped/<name>/ and then to the dirs in $SYNTHWEB_DETECTORS_PATH.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+# Text normalisations a manifest may ask for; applied in Python because the ONNX
+# StringNormalizer needs OS locales that slim containers lack.
+PREPROCESSORS = {
+    "collapse_whitespace": lambda t: " ".join(t.split()),
+    "lowercase": str.lower,
+}
+
+
+class DetectorError(ValueError):
+    """Unknown detector name, or a detector directory that cannot be loaded."""
+
+
+def preprocess(text: str, steps=("collapse_whitespace", "lowercase")) -> str:
+    for step in steps:
+        text = PREPROCESSORS[step](text)
+    return text
+
+
+def search_path() -> list[Path]:
+    extra = os.environ.get("SYNTHWEB_DETECTORS_PATH", "")
+    return [SHIPPED] + [Path(p) for p in extra.split(os.pathsep) if p]
+
+
+def resolve(name_or_path: str) -> Path:
+    """A directory path with manifest.json, or a detector name on the search path."""
+    path = Path(name_or_path).expanduser()
+    if (path / "manifest.json").is_file():
+        return path.resolve()
+    if os.sep not in name_or_path and "/" not in name_or_path:
+        for base in search_path():
+            if (base / name_or_path / "manifest.json").is_file():
+                return (base / name_or_path).resolve()
+    where = ", ".join(str(p) for p in search_path())
+    raise DetectorError(f"unknown detector {name_or_path!r}: not a detector directory nor a name in {where}")
+
+
+def choose_providers() -> list[str]:
+    """Preferred available providers, or the $SYNTHWEB_ORT_PROVIDERS override (comma list)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    override = os.environ.get("SYNTHWEB_ORT_PROVIDERS", "").strip()
+    if override:
+        wanted = [p.strip() for p in override.split(",") if p.strip()]
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise DetectorError(f"SYNTHWEB_ORT_PROVIDERS asks for {missing}, available: {available}")
+        return wanted
+    return [p for p in PROVIDER_PREFERENCE if p in available] or available
+
+
+class Detector:
+    """A loaded detector: `score(texts)` gives P(synthetic) in [0, 1] per text."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+            m = self.manifest
+            if m.get("kind", "onnx-text") != "onnx-text":
+                raise DetectorError(f"{path}: unsupported detector kind {m.get('kind')!r}")
+            self.name = str(m["name"])
+            self.version = str(m["version"])
+            model_file = path / m["model"]
+            self.input_name = m.get("input", "text")
+            self.output_name = m.get("output")
+            self.preprocess = tuple(m.get("preprocess", ()))
+            unknown = [s for s in self.preprocess if s not in PREPROCESSORS]
+            if unknown:
+                raise DetectorError(f"{path}: unknown preprocess steps {unknown}")
+            self.languages = list(m["languages"]) if m.get("languages") else None
+            self.min_words = int(m.get("min_words", 0))
+            self.calibration = {}
+            if m.get("calibration"):
+                self.calibration = json.loads((path / m["calibration"]).read_text(encoding="utf-8"))
+        except DetectorError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DetectorError(f"broken detector manifest in {path}: {exc!r}") from exc
+        if not model_file.is_file():
+            raise DetectorError(f"{path}: model file {model_file.name!r} is missing")
+        self.session = self._session(model_file)
+        self.providers = self.session.get_providers()
+
+    def _session(self, model_file: Path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # Scoring runs beside extraction workers: a couple of threads, not every core.
+        opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            return ort.InferenceSession(str(model_file), sess_options=opts, providers=choose_providers())
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorError(f"cannot load ONNX model {model_file}: {exc}") from exc
+
+    def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """P(synthetic) for each text, in order, computed in batches of `batch_size`."""
+        out = np.empty(len(texts), dtype=np.float64)
+        for start in range(0, len(texts), max(1, batch_size)):
+            chunk = [preprocess(t or "", self.preprocess) for t in texts[start : start + batch_size]]
+            batch = np.array(chunk, dtype=object).reshape(-1, 1)
+            outputs = [self.output_name] if self.output_name else None
+            result = np.asarray(self.session.run(outputs, {self.input_name: batch})[0], dtype=np.float64)
+            if result.ndim == 2:  # models exporting [N, 2] class probabilities
+                result = result[:, -1]
+            out[start : start + len(chunk)] = result
+        return np.clip(out, 0.0, 1.0)
+
+    def __repr__(self) -> str:
+        return f"Detector({self.name!r}, version={self.version!r}, providers={self.providers})"
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: Path) -> Detector:
+    return Detector(path)
+
+
+def load_detector(name_or_path: str) -> Detector:
+    """Load (once per process and directory) a detector by name or directory path."""
+    return _load(resolve(str(name_or_path)))

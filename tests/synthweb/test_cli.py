@@ -1,0 +1,102 @@
+"""The command-line contract: names, formats, and one-line errors with a non-zero exit."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from synthweb.cli import main
+
+
+def synthweb(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI in its own process (chDB allows one store path per process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "synthweb.cli", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+HUMAN = (
+    "The council met on Tuesday evening to discuss the new bus timetable, which residents say leaves the "
+    "northern villages without a service after six. Several people spoke, some angrily, about missed shifts "
+    "and children stranded at school. The chair promised a review but gave no date, and the operator did not "
+    "send anyone to answer questions, which drew loud complaints from the back of the hall."
+)
+
+
+def test_score_adds_p_synthetic_in_order(tmp_path, capsys):
+    lines = [{"id": i, "text": HUMAN[: 100 + 40 * i]} for i in range(5)]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert main(["score", str(path)]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["id"] for o in out] == [0, 1, 2, 3, 4]
+    assert all(0.0 <= o["p_synthetic"] <= 1.0 for o in out)
+    assert out[0]["text"] == lines[0]["text"]
+
+
+def test_score_reads_stdin():
+    result = synthweb("score", "-", stdin=json.dumps({"text": HUMAN}) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert 0.0 <= json.loads(result.stdout)["p_synthetic"] <= 1.0
+
+
+def test_score_bad_line_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "fine"}\n{"no_text": 1}\n')
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.jsonl:2" in err and "'text'" in err
+
+
+def test_estimate_prints_one_object(tmp_path, capsys):
+    path = tmp_path / "in.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({"text": HUMAN}) for _ in range(10)) + "\n" + json.dumps({"text": "too short"})
+    )
+    assert main(["estimate", str(path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"share", "ci_low", "ci_high", "method", "n"} <= set(result)
+    assert result["n"] == 10 and result["excluded"] == 1 and result["method"] == "acc"
+    assert 0.0 <= result["ci_low"] <= result["share"] <= result["ci_high"] <= 1.0
+
+
+def test_unknown_detector_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"text": HUMAN}) + "\n")
+    assert main(["score", "--detector", "no-such-detector", str(path)]) == 2
+    assert "no-such-detector" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "ftp://example.com/"], "malformed seed"),
+        (["run", "@/nonexistent/seeds.txt"], "cannot read seed file"),
+        (["report", "--by", "planet"], "unknown dimension"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path, capsys):
+    assert main([*args, "--db", f"chdb:///{tmp_path}/db"] if args[0] != "run" else args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+
+
+def test_unwritable_store(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = synthweb("run", "--db", f"chdb:///{blocker}/db", "example.com")
+    assert result.returncode == 2
+    assert "cannot write store" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_sql_and_report_on_an_empty_store(tmp_path):
+    db = f"chdb:///{tmp_path}/db"
+    result = synthweb("sql", "--db", db, "--format", "json", "SELECT count() AS n FROM pages")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"n": 0}]
+    result = synthweb("report", "--db", db, "--by", "domain", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    result = synthweb("sql", "--db", db, "SELECT nonsense FROM nowhere")
+    assert result.returncode == 2 and "query failed" in result.stderr
