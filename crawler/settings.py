@@ -61,6 +61,23 @@ SYNTHWEB_STAGES = [
 # Robots.txt Crawl-delay is honoured up to this many seconds (a bigger one would stall a site).
 SYNTHWEB_MAX_CRAWL_DELAY = 60.0
 
+# --- distributed mode (Kafka + Faust) --------------------------------------------
+SYNTHWEB_KAFKA_BOOTSTRAP = os.environ.get("SYNTHWEB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+SYNTHWEB_TOPIC_JOBS = os.environ.get("SYNTHWEB_TOPIC_JOBS", "crawl.jobs")
+SYNTHWEB_TOPIC_PAGES = os.environ.get("SYNTHWEB_TOPIC_PAGES", "pages.raw")
+SYNTHWEB_TOPIC_DEAD = os.environ.get("SYNTHWEB_TOPIC_DEAD", "pages.dead")
+SYNTHWEB_TOPIC_PARTITIONS = int(os.environ.get("SYNTHWEB_TOPIC_PARTITIONS", "6"))
+# A raw page carries its HTML (up to DOWNLOAD_MAXSIZE); messages may be that big plus envelope.
+SYNTHWEB_MAX_MESSAGE_BYTES = 12 * 1024 * 1024
+SYNTHWEB_CRAWLER_GROUP = "synthweb-crawlers"
+# A crawler must finish one site within this long, or its job is handed to another crawler.
+SYNTHWEB_MAX_JOB_SECONDS = int(os.environ.get("SYNTHWEB_MAX_JOB_SECONDS", "1800"))
+SYNTHWEB_WORKER_BATCH_SIZE = 64  # pages per stream.take() batch in the Faust worker
+SYNTHWEB_WORKER_BATCH_SECONDS = 2.0  # ... or fewer when this long passes
+SYNTHWEB_WORKER_WEB_PORT = int(os.environ.get("SYNTHWEB_WORKER_WEB_PORT", "6066"))
+# Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.
+SYNTHWEB_SCHEDULE = os.environ.get("SYNTHWEB_SCHEDULE", "")
+
 # --- components ---------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
     # Before robots.txt (100): a refused host gets neither its page nor its robots.txt fetched.

@@ -53,6 +53,9 @@ class Page:
     detector_version: str = ""
     p_synthetic: float | None = None
     excluded: str = ""  # stored but left out of shares: "short", "unsupported_lang"
+    # provenance in distributed mode: "pages.raw/<partition>" and the message offset
+    source: str = ""
+    source_offset: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

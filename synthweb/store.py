@@ -23,9 +23,11 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse"
 PAGE_COLUMNS = [
     "snapshot", "url", "host", "domain", "tld", "lang", "published", "date_source", "fetched_at",
     "status", "title", "text", "content_hash", "word_count", "detector", "detector_version",
-    "p_synthetic", "excluded",
+    "p_synthetic", "excluded", "source", "source_offset",
 ]  # fmt: skip
-SKIP_COLUMNS = ["snapshot", "url", "host", "domain", "reason", "detail", "status", "fetched_at"]
+SKIP_COLUMNS = [
+    "snapshot", "url", "host", "domain", "reason", "detail", "status", "fetched_at", "source", "source_offset",
+]  # fmt: skip
 
 
 class StoreError(RuntimeError):
@@ -118,7 +120,7 @@ class Store:
         if pages:
             rows = [
                 [p.snapshot, p.url, p.host or host_of(p.url), p.domain, p.skip, p.skip_detail[:2000],
-                 p.status, _utc(p.fetched_at)]
+                 p.status, _utc(p.fetched_at), p.source, p.source_offset]
                 for p in pages
             ]  # fmt: skip
             self._insert("skipped_pages", rows, SKIP_COLUMNS, dedup_token)
@@ -134,6 +136,17 @@ class Store:
             self.client.insert(table, rows, column_names=columns, settings=settings)
         except Exception as exc:
             raise StoreError(f"insert into {table} failed: {exc}") from exc
+
+    def stored_offset(self, source: str) -> int:
+        """The highest Kafka offset stored from `source` ("topic/partition"), or -1."""
+        _, rows = self.query(
+            "SELECT max(o) FROM (SELECT toInt64(-1) AS o UNION ALL "
+            "SELECT source_offset FROM pages WHERE source = {s:String} UNION ALL "
+            "SELECT source_offset FROM skipped_pages WHERE source = {s:String})",
+            {"s": source},
+        )
+        value = rows[0][0] if rows else None
+        return -1 if value is None else int(value)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Run a query; return (column names, rows)."""

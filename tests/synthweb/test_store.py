@@ -126,3 +126,14 @@ def test_sql_and_python_bin_scores_identically(store):
     list(StoreStage(store).run([page(i, p_synthetic=float(s)) for i, s in enumerate(scores)]))
     _, rows = store.query("SELECT uniqExactResampleMerge(0, 50, 1)(hist) FROM page_stats")
     assert list(rows[0][0]) == histogram(scores, 50).tolist()
+
+
+def test_stored_offset_is_the_high_water_mark_of_a_source(store):
+    clear(store)
+    assert store.stored_offset("pages.raw/0") == -1
+    batch = [page(i, source="pages.raw/0", source_offset=100 + i) for i in range(3)]
+    batch.append(Page(url="http://a.example/x", snapshot="s1", skip="binary", source="pages.raw/0", source_offset=107))
+    batch.append(page(9, source="pages.raw/1", source_offset=5))
+    list(StoreStage(store).run(batch))
+    assert store.stored_offset("pages.raw/0") == 107
+    assert store.stored_offset("pages.raw/1") == 5
