@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-pages-per-site", type=int, default=None, metavar="N")
     run.add_argument("--allow-private-networks", action="store_true", help="allow private/loopback addresses")
     run.add_argument("--snapshot", default=None, help="snapshot id (default: run-<UTC timestamp>)")
+    run.add_argument("--user-agent", default=None, help="User-Agent to identify the crawler (env SYNTHWEB_USER_AGENT)")
     run.add_argument(
         "--sample-web", action="store_true", help="start the bundled local sample web and crawl it (no internet needed)"
     )
@@ -126,6 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         SYNTHWEB_SNAPSHOT=snapshot,
         SYNTHWEB_MAX_PAGES_PER_SITE=args.max_pages_per_site,
         SYNTHWEB_ALLOW_PRIVATE_NETWORKS=True if (args.allow_private_networks or args.sample_web) else None,
+        USER_AGENT=args.user_agent,
     )
     detector = _load_detector(settings)
     # Open (and migrate) before crawling, so a bad store fails in a second, not after the crawl.
@@ -148,6 +150,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = share_report(store, detector, ["domain"])
     rows = [r for r in rows if r["pages"]]
     render_table(rows, ["domain", *REPORT_COLUMNS], title=f"synthetic share by domain, detector {detector.name}")
+    if summary.get("pages_failed"):
+        print(f"synthweb: error: {summary['pages_failed']} pages could not be stored (see the log)", file=sys.stderr)
+        return 1
     return 0
 
 
