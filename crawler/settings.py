@@ -72,9 +72,14 @@ SYNTHWEB_MAX_MESSAGE_BYTES = 12 * 1024 * 1024
 SYNTHWEB_CRAWLER_GROUP = "synthweb-crawlers"
 # A crawler must finish one site within this long, or its job is handed to another crawler.
 SYNTHWEB_MAX_JOB_SECONDS = int(os.environ.get("SYNTHWEB_MAX_JOB_SECONDS", "1800"))
-SYNTHWEB_WORKER_BATCH_SIZE = 64  # pages per stream.take() batch in the Faust worker
-SYNTHWEB_WORKER_BATCH_SECONDS = 2.0  # ... or fewer when this long passes
+# Faust app id = Kafka consumer group of the workers.
+SYNTHWEB_WORKER_GROUP = os.environ.get("SYNTHWEB_WORKER_GROUP", "synthweb-workers")
+# pages per take_events batch in the Faust worker (and per ClickHouse insert) ...
+SYNTHWEB_WORKER_BATCH_SIZE = int(os.environ.get("SYNTHWEB_WORKER_BATCH_SIZE", "64"))
+SYNTHWEB_WORKER_BATCH_SECONDS = float(os.environ.get("SYNTHWEB_WORKER_BATCH_SECONDS", "2.0"))  # ... or fewer after this
+# The worker's web server (GET /metrics for Prometheus).
 SYNTHWEB_WORKER_WEB_PORT = int(os.environ.get("SYNTHWEB_WORKER_WEB_PORT", "6066"))
+SYNTHWEB_WORKER_WEB_BIND = os.environ.get("SYNTHWEB_WORKER_WEB_BIND", "0.0.0.0")
 # Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.
 SYNTHWEB_SCHEDULE = os.environ.get("SYNTHWEB_SCHEDULE", "")
 

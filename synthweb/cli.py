@@ -1,9 +1,10 @@
-"""The `synthweb` command line: run, report, sql, score, estimate."""
+"""The `synthweb` command line: run, report, sql, score, estimate, worker, snapshot."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -62,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="add p_synthetic to each JSON line with a text")
     score.add_argument("file", metavar="FILE.jsonl|-")
     _detector_option(score)
+
+    worker = sub.add_parser("worker", help="run a Faust stream worker: pages.raw -> stages -> store (distributed mode)")
+    worker.add_argument("--loglevel", "-l", default="info", help="Faust log level (default: info)")
+    _db_option(worker)
+
+    snapshot = sub.add_parser("snapshot", help="publish one crawl job per site of SEEDFILE as a new snapshot")
+    snapshot.add_argument("seedfile", metavar="SEEDFILE", help="one URL or domain per line (# comments)")
+    snapshot.add_argument("--name", default=None, help="snapshot name; the id is NAME-<UTC time>-<4 hex>")
 
     estimate = sub.add_parser("estimate", help="machine-written share of the texts in a JSON-lines file")
     estimate.add_argument("file", metavar="FILE.jsonl|-")
@@ -249,12 +258,48 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from synthweb.store import StoreError, normalize_dsn
+
+    # stream.app reads the settings when imported: the store DSN goes in through the environment.
+    if args.db:
+        os.environ["SYNTHWEB_DB"] = args.db
+    try:
+        normalize_dsn(_settings(args).get("SYNTHWEB_DB"))
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+    from stream.snapshots import ScheduleError
+
+    try:
+        from stream.app import app
+    except ScheduleError as exc:
+        raise CliError(str(exc)) from exc
+    sys.argv = ["synthweb worker", "worker", "--loglevel", args.loglevel]
+    app.main()  # runs until stopped; exits the process
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from stream.snapshots import publish_snapshot
+    from stream.topics import KafkaUnavailable
+    from synthweb.seeds import SeedError
+
+    try:
+        snapshot, jobs = publish_snapshot([f"@{args.seedfile}"], name=args.name, settings=_settings(args))
+    except (SeedError, KafkaUnavailable, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps({"snapshot": snapshot, "jobs": jobs}))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "sql": cmd_sql,
     "score": cmd_score,
     "estimate": cmd_estimate,
+    "worker": cmd_worker,
+    "snapshot": cmd_snapshot,
 }
 
 

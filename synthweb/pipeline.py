@@ -109,15 +109,61 @@ class Pipeline:
                 log.info("stage %s switched off: %s", stage_cls.name, exc)
         return cls(stages)
 
-    def process(self, pages: Iterable[Page]) -> list[Page]:
+    def process(
+        self, pages: Iterable[Page], dedup_token: str | None = None, timings: dict[str, float] | None = None
+    ) -> list[Page]:
+        """Run one batch through every stage.
+
+        `dedup_token` identifies the batch (the Faust worker derives it from topic, partition and
+        offsets) and goes to the stages whose `run` accepts it, so a retried batch is stored once.
+        `timings`, when given, receives the seconds spent in each stage (by stage name), not
+        counting the stages before it.
+        """
         stream: Iterable[Page] = iter(pages)
+        clocks: list[list[float]] = []
         for stage in self.stages:
-            stream = stage.run(stream)
-        return list(stream)
+            if dedup_token is not None and _accepts_dedup_token(stage):
+                stream = stage.run(stream, dedup_token=dedup_token)
+            else:
+                stream = stage.run(stream)
+            if timings is not None:
+                clock = [0.0]
+                clocks.append(clock)
+                stream = _clocked(stream, clock)
+        result = list(stream)
+        if timings is not None:
+            # Each clock includes the stages before it (generators pull through them): subtract.
+            inner = 0.0
+            for stage, (total,) in zip(self.stages, clocks, strict=True):
+                timings[stage.name] = timings.get(stage.name, 0.0) + max(0.0, total - inner)
+                inner = total
+        return result
 
     def close(self) -> None:
         for stage in self.stages:
             stage.close()
+
+
+def _clocked(pages: Iterable[Page], clock: list[float]) -> Iterator[Page]:
+    """Yield from `pages`, adding the time spent producing each page to clock[0]."""
+    import time
+
+    it = iter(pages)
+    while True:
+        start = time.perf_counter()
+        try:
+            page = next(it)
+        except StopIteration:
+            clock[0] += time.perf_counter() - start
+            return
+        clock[0] += time.perf_counter() - start
+        yield page
+
+
+def _accepts_dedup_token(stage: Stage) -> bool:
+    import inspect
+
+    return "dedup_token" in inspect.signature(stage.run).parameters
 
 
 def batched_pages(pages: Iterable[Page], size: int) -> Iterator[list[Page]]:

@@ -137,16 +137,29 @@ class Store:
         except Exception as exc:
             raise StoreError(f"insert into {table} failed: {exc}") from exc
 
-    def stored_offset(self, source: str) -> int:
-        """The highest Kafka offset stored from `source` ("topic/partition"), or -1."""
-        _, rows = self.query(
-            "SELECT max(o) FROM (SELECT toInt64(-1) AS o UNION ALL "
-            "SELECT source_offset FROM pages WHERE source = {s:String} UNION ALL "
-            "SELECT source_offset FROM skipped_pages WHERE source = {s:String})",
-            {"s": source},
-        )
+    def stored_offset(self, source: str, tables: tuple[str, ...] = ("pages", "skipped_pages")) -> int:
+        """The highest Kafka offset stored from `source` ("topic/partition") in `tables`, or -1."""
+        unknown = set(tables) - {"pages", "skipped_pages"}
+        if unknown:
+            raise ValueError(f"stored_offset: unknown tables {sorted(unknown)}")
+        parts = "".join(f" UNION ALL SELECT source_offset FROM {t} WHERE source = {{s:String}}" for t in tables)
+        _, rows = self.query(f"SELECT max(o) FROM (SELECT toInt64(-1) AS o{parts})", {"s": source})
         value = rows[0][0] if rows else None
         return -1 if value is None else int(value)
+
+    def stored_urls(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (snapshot, url) pairs are already in `pages` or `skipped_pages`."""
+        if not keys:
+            return set()
+        snapshots = sorted({s for s, _ in keys})
+        urls = sorted({u for _, u in keys})
+        _, rows = self.query(
+            "SELECT snapshot, url FROM pages WHERE snapshot IN {s:Array(String)} AND url IN {u:Array(String)} "
+            "UNION ALL "
+            "SELECT snapshot, url FROM skipped_pages WHERE snapshot IN {s:Array(String)} AND url IN {u:Array(String)}",
+            {"s": snapshots, "u": urls},
+        )
+        return {(str(s), str(u)) for s, u in rows} & keys
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Run a query; return (column names, rows)."""
@@ -200,8 +213,11 @@ class StoreStage(Stage):
         batch = list(pages)
         kept = [p for p in batch if not p.skip]
         skipped = [p for p in batch if p.skip]
-        self.store.insert_pages(kept, dedup_token and f"{dedup_token}:pages")
+        # Skips first, pages last: a worker reads its high-water mark from `pages` only
+        # (stored_offset(..., tables=("pages",))), so a crash between the two inserts never
+        # leaves a mark above skips that were not written.
         self.store.insert_skips(skipped, dedup_token and f"{dedup_token}:skips")
+        self.store.insert_pages(kept, dedup_token and f"{dedup_token}:pages")
         self.stored += len(kept)
         self.skipped += len(skipped)
         yield from batch

@@ -1,0 +1,214 @@
+"""The Faust app of distributed mode: `faust -A stream.app worker -l info` (or `synthweb worker`).
+
+An agent consumes `pages.raw` in batches (`take_events`, so each message's partition and offset
+are known), runs the SYNTHWEB_STAGES on them in one dedicated thread (stream/worker.py does the
+exactly-once bookkeeping) and only then lets the loop move on. Faust's take_events acks a
+batch's events when the agent asks for the next batch, and the consumer commits only acked
+offsets, so a worker killed before an insert has those messages redelivered. Undecodable or
+invalid messages go to `pages.dead` (awaited before the batch is acked). Metrics: GET /metrics.
+A leader-only crontab publishes the snapshots of the SYNTHWEB_SCHEDULE file.
+
+Everything is configured from crawler/settings.py (environment variables override it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
+
+import faust
+
+from stream.messages import encode_dead_letter
+from stream.metrics import WorkerMetrics
+from stream.snapshots import load_schedule, publish_snapshot
+from stream.topics import bootstrap_servers, ensure_topics
+from stream.worker import BatchProcessor, BatchResult, RawMessage
+from synthweb.config import load_settings
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """The state one worker process shares between the agent, the signals and the web view."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.metrics = WorkerMetrics()
+        # One thread for every stage call: chDB and ONNX sessions stay on it, the event loop stays free.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthweb-stages")
+        self.processor: BatchProcessor | None = None
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def open(self) -> None:
+        """Create missing topics and build the stage pipeline (opens and migrates the store)."""
+        ensure_topics(self.settings)
+        self.processor = self.executor.submit(BatchProcessor.from_settings, self.settings).result()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        processor, self.processor = self.processor, None
+        if processor is not None:
+            try:
+                processor.close()
+            except Exception as exc:  # exiting anyway
+                log.warning("closing the stages failed: %s", exc)
+
+    async def handle(self, events, dead_topic) -> None:
+        """Process one batch of events; returns only when every message is stored or dead-lettered."""
+        started = time.perf_counter()
+        if self.processor is None:  # built in on_worker_init; built here when the agent runs elsewhere
+            await asyncio.get_running_loop().run_in_executor(None, self.open)
+        messages = [
+            RawMessage(e.message.topic, e.message.partition, e.message.offset, _as_bytes(e.value), _as_bytes(e.key))
+            for e in events
+        ]
+        job = asyncio.get_running_loop().run_in_executor(self.executor, self.processor.process, messages)
+        try:
+            result: BatchResult = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The worker is stopping. Faust acks the batch when the take_events generator is closed,
+            # and commits acked offsets on the way out: let the batch finish so only stored ones are.
+            await asyncio.wait([job])
+            raise
+        for dead in result.dead:
+            value = encode_dead_letter(
+                dead.reason, dead.detail, dead.message.topic, dead.message.partition, dead.message.offset,
+                dead.message.value,
+            )  # fmt: skip
+            sent = await dead_topic.send(key=dead.message.key, value=value, force=True)
+            await sent  # the broker acknowledged it (acks=all) before the original is acked
+            self.metrics.dead_letters.labels(dead.reason).inc()
+            result.count("dead")
+        self._record(messages, result, time.perf_counter() - started)
+
+    def _record(self, messages: list[RawMessage], result: BatchResult, seconds: float) -> None:
+        m = self.metrics
+        m.batch_size.observe(len(messages))
+        m.batch_seconds.observe(seconds)
+        for outcome, n in result.outcomes.items():
+            m.messages.labels(outcome).inc(n)
+            if outcome in ("stored", "skipped"):
+                m.pages.labels(outcome).inc(n)
+        for stage, stage_seconds in result.timings.items():
+            m.stage_seconds.labels(stage).observe(stage_seconds)
+        if result.retries:
+            m.retries.inc(result.retries)
+        for message in messages:
+            key = (message.topic, message.partition)
+            self.positions[key] = max(self.positions.get(key, 0), message.offset + 1)
+            m.position.labels(message.topic, str(message.partition)).set(self.positions[key])
+
+    async def update_lag(self, app: faust.App) -> None:
+        """Refresh the position and lag gauges of the assigned partitions (on each /metrics scrape)."""
+        try:
+            consumer = app.consumer
+            topic = self.settings.get("SYNTHWEB_TOPIC_PAGES")
+            assigned = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+            ends = await consumer.highwaters(*assigned) if assigned else {}
+        except Exception as exc:  # consumer not started or rebalancing: keep the last values
+            log.debug("lag not available: %s", exc)
+            return
+        for tp in assigned:
+            key = (tp.topic, tp.partition)
+            if key not in self.positions:
+                position = await consumer.position(tp)
+                if position is None:
+                    continue
+                self.positions[key] = position
+            labels = (tp.topic, str(tp.partition))
+            self.metrics.position.labels(*labels).set(self.positions[key])
+            self.metrics.lag.labels(*labels).set(max(0, (ends.get(tp) or 0) - self.positions[key]))
+
+    def forget_partitions(self, revoked) -> None:
+        """After a rebalance another worker may own and advance these partitions."""
+        for tp in revoked:
+            self.positions.pop((tp.topic, tp.partition), None)
+            for gauge in (self.metrics.position, self.metrics.lag):
+                try:
+                    gauge.remove(tp.topic, str(tp.partition))
+                except KeyError:
+                    pass
+        if self.processor is not None:
+            self.processor.forget_offsets()
+
+
+def _as_bytes(value) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+def create_app(settings=None) -> faust.App:
+    """The Faust app, configured from the one settings module."""
+    settings = settings or load_settings()
+    max_bytes = settings.getint("SYNTHWEB_MAX_MESSAGE_BYTES")
+    app = faust.App(
+        settings.get("SYNTHWEB_WORKER_GROUP"),
+        broker=[f"kafka://{server}" for server in bootstrap_servers(settings)],
+        web_port=settings.getint("SYNTHWEB_WORKER_WEB_PORT"),
+        web_bind=settings.get("SYNTHWEB_WORKER_WEB_BIND"),
+        web_host=settings.get("SYNTHWEB_WORKER_WEB_BIND"),
+        key_serializer="raw",
+        value_serializer="raw",
+        producer_acks=-1,
+        producer_max_request_size=max_bytes * 4 // 3 + 64 * 1024,  # a dead letter carries a page in base64
+        consumer_max_fetch_size=max_bytes,
+        topic_partitions=settings.getint("SYNTHWEB_TOPIC_PARTITIONS"),
+        store="memory://",
+        autodiscover=False,
+        timezone=UTC,
+    )
+    worker = Worker(settings)
+    app.synthweb_worker = worker
+    pages_topic = app.topic(settings.get("SYNTHWEB_TOPIC_PAGES"), key_type=bytes, value_type=bytes)
+    dead_topic = app.topic(settings.get("SYNTHWEB_TOPIC_DEAD"), key_type=bytes, value_type=bytes)
+    batch_size = settings.getint("SYNTHWEB_WORKER_BATCH_SIZE")
+    batch_seconds = settings.getfloat("SYNTHWEB_WORKER_BATCH_SECONDS")
+
+    @app.agent(pages_topic, name="synthweb.pages")
+    async def process_pages(stream):
+        # take_events disables auto-acks and acks the yielded events when the loop asks for the
+        # next batch: the offsets of a batch are committed only after handle() returned.
+        async for events in stream.take_events(batch_size, within=batch_seconds):
+            await worker.handle(events, dead_topic)
+
+    @app.on_worker_init.connect
+    def _open(sender, **kwargs):
+        worker.open()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender, revoked, **kwargs):
+        worker.forget_partitions(revoked)
+
+    @app.page("/metrics")
+    async def metrics_view(web, request):
+        await worker.update_lag(app)
+        return web.bytes(worker.metrics.render(), content_type="text/plain")
+
+    schedule = settings.get("SYNTHWEB_SCHEDULE")
+    for entry in load_schedule(schedule) if schedule else []:
+        _schedule_snapshot(app, settings, entry)
+    return app
+
+
+def _schedule_snapshot(app: faust.App, settings, entry) -> None:
+    """A leader-only crontab: several workers, one publication per tick."""
+
+    async def publish() -> None:
+        try:
+            snapshot, jobs = await asyncio.get_running_loop().run_in_executor(
+                None, publish_snapshot, [f"@{entry.seeds}"], entry.name, settings
+            )
+            log.info("scheduled snapshot %s: published %s with %d crawl jobs", entry.name, snapshot, jobs)
+        except Exception as exc:  # a failed tick is logged; the next one tries again
+            log.error("scheduled snapshot %s failed: %s", entry.name, exc)
+
+    publish.__name__ = publish.__qualname__ = f"snapshot_{entry.name}"
+    app.crontab(entry.cron, on_leader=True, timezone=UTC)(publish)
+
+
+app = create_app()

@@ -1,0 +1,201 @@
+"""What a Faust worker does with one batch of `pages.raw` messages (synchronous; runs in a thread).
+
+Exactly-once counting on top of Kafka's at-least-once delivery:
+
+1. A message at or below the partition's high-water mark (the highest offset already in `pages`
+   for "topic/partition") was stored before a crash or rebalance: it is skipped ("replayed").
+2. A page whose (snapshot, url) is already stored (in `pages` or `skipped_pages`), or repeated
+   earlier in the batch, is dropped ("duplicate"): a crawl job redelivered after a crawler crash
+   sends the same pages again as new messages. A domain's pages share one partition (the key), so
+   one worker sees them in order and this check per batch has no race.
+3. The rest runs through the one stage list (SYNTHWEB_STAGES) with an insert_deduplication_token
+   derived from topic/partition/offsets and the stored urls, so an exact retry is stored once.
+
+Offsets are committed by the Faust agent only after `process` returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from stream.messages import MessageError, decode_page
+from synthweb.pipeline import Page, Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RawMessage:
+    """One consumed message: where it came from and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes | None = None
+
+    @property
+    def source(self) -> str:
+        return f"{self.topic}/{self.partition}"
+
+
+@dataclass
+class DeadLetter:
+    message: RawMessage
+    reason: str
+    detail: str
+
+
+@dataclass
+class BatchResult:
+    """Counts per outcome, dead letters to send, seconds per stage."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    retries: int = 0
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        if n:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+
+
+class BatchProcessor:
+    """Decode, de-duplicate and process batches with the shared stage pipeline.
+
+    Not thread-safe: the Faust app calls it from one dedicated thread (chDB sessions and ONNX
+    sessions stay on that thread).
+    """
+
+    def __init__(self, pipeline: Pipeline, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)):
+        from synthweb.store import StoreStage
+
+        self.pipeline = pipeline
+        stores = [s.store for s in pipeline.stages if isinstance(s, StoreStage)]
+        self.store = stores[0] if stores else None
+        self.retry_delays = retry_delays
+        self._hwm: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings) -> BatchProcessor:
+        from scrapy.utils.misc import load_object
+
+        stages = [load_object(path) for path in settings.getlist("SYNTHWEB_STAGES")]
+        return cls(Pipeline.from_settings(settings, stages))
+
+    def forget_offsets(self) -> None:
+        """Drop cached high-water marks (after a rebalance another worker may have stored more)."""
+        self._hwm = {}
+
+    def high_water_mark(self, source: str) -> int:
+        if source not in self._hwm:
+            # From `pages` only: the store stage writes skips first and pages last, so a crash between
+            # the two inserts cannot leave a mark above unwritten rows.
+            self._hwm[source] = self.store.stored_offset(source, tables=("pages",)) if self.store else -1
+        return self._hwm[source]
+
+    def process(self, messages: list[RawMessage]) -> BatchResult:
+        """Handle one batch; returns when everything kept is stored (retrying a failing store forever)."""
+        result = BatchResult()
+        fresh = []
+        for message in messages:
+            if message.offset <= self.high_water_mark(message.source):
+                result.count("replayed")
+            else:
+                fresh.append(message)
+        pages = self._decode(fresh, result)
+        pages = self._drop_duplicates(pages, result)
+        if pages:
+            self._run_with_retries(pages, result)
+        for message in messages:  # everything up to here is handled: the marks may move
+            mark = self._hwm.get(message.source, -1)
+            self._hwm[message.source] = max(mark, message.offset)
+        return result
+
+    def _decode(self, messages: list[RawMessage], result: BatchResult) -> list[tuple[RawMessage, Page]]:
+        pages = []
+        for message in messages:
+            try:
+                page = decode_page(message.value)
+            except MessageError as exc:
+                result.dead.append(DeadLetter(message, exc.reason, exc.detail))
+                continue
+            page.source, page.source_offset = message.source, message.offset
+            pages.append((message, page))
+        return pages
+
+    def _drop_duplicates(
+        self, pages: list[tuple[RawMessage, Page]], result: BatchResult
+    ) -> list[tuple[RawMessage, Page]]:
+        keys = {(p.snapshot, p.url) for _, p in pages}
+        seen = self.store.stored_urls(keys) if self.store else set()
+        kept = []
+        for message, page in pages:
+            key = (page.snapshot, page.url)
+            if key in seen:
+                result.count("duplicate")
+                continue
+            seen.add(key)
+            kept.append((message, page))
+        return kept
+
+    def _run_with_retries(self, pages: list[tuple[RawMessage, Page]], result: BatchResult) -> None:
+        """Run the batch; on failure retry it, then page by page (a page failing alone is dead-lettered).
+
+        When every page fails alone the cause is not the pages (the store is down, say): the whole
+        batch is retried until it succeeds, so nothing is acknowledged that was not stored.
+        """
+        attempt = 0
+        while True:
+            try:
+                self._run(pages, result)
+                return
+            except Exception as exc:
+                log.warning("batch of %d pages failed (attempt %d): %s", len(pages), attempt + 1, exc)
+                result.retries += 1
+            if attempt < len(self.retry_delays):
+                time.sleep(self.retry_delays[attempt])
+                attempt += 1
+                continue
+            failed = []
+            for item in pages:
+                try:
+                    self._run([item], result)
+                except Exception as exc:
+                    failed.append((item, exc))
+            if len(failed) < len(pages):
+                for (message, _), exc in failed:
+                    result.dead.append(DeadLetter(message, "processing_failed", f"{type(exc).__name__}: {exc}"))
+                return
+            log.error("every page of the batch failed alone; retrying the batch in %.0fs", self.retry_delays[-1])
+            time.sleep(self.retry_delays[-1])
+
+    def _run(self, pages: list[tuple[RawMessage, Page]], result: BatchResult) -> None:
+        # Fresh copies each attempt: stages change pages in place (all Page fields are immutable values).
+        batch = [dataclasses.replace(p) for _, p in pages]
+        token = dedup_token([m for m, _ in pages], [p.url for p in batch])
+        done = self.pipeline.process(batch, dedup_token=token, timings=result.timings)
+        skipped = sum(1 for p in done if p.skip)
+        result.count("stored", len(done) - skipped)
+        result.count("skipped", skipped)
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+
+def dedup_token(messages: list[RawMessage], urls: list[str]) -> str:
+    """`topic/partition:first-last` ranges plus a digest of the urls inserted.
+
+    The digest keeps two different row sets over the same offset range (after some were found
+    already stored) from sharing a token, which would make ClickHouse drop the second as a retry.
+    """
+    ranges: dict[str, list[int]] = {}
+    for m in messages:
+        lo, hi = ranges.get(m.source, [m.offset, m.offset])
+        ranges[m.source] = [min(lo, m.offset), max(hi, m.offset)]
+    digest = hashlib.sha1("\n".join(urls).encode("utf-8")).hexdigest()[:16]
+    return ",".join(f"{s}:{lo}-{hi}" for s, (lo, hi) in sorted(ranges.items())) + f":{digest}"
