@@ -80,6 +80,8 @@ SYNTHWEB_WORKER_BATCH_SECONDS = float(os.environ.get("SYNTHWEB_WORKER_BATCH_SECO
 # The worker's web server (GET /metrics for Prometheus).
 SYNTHWEB_WORKER_WEB_PORT = int(os.environ.get("SYNTHWEB_WORKER_WEB_PORT", "6066"))
 SYNTHWEB_WORKER_WEB_BIND = os.environ.get("SYNTHWEB_WORKER_WEB_BIND", "0.0.0.0")
+# Seconds without heartbeats before a crashed worker's partitions are handed to the others.
+SYNTHWEB_WORKER_SESSION_TIMEOUT = float(os.environ.get("SYNTHWEB_WORKER_SESSION_TIMEOUT", "30"))
 # Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.
 SYNTHWEB_SCHEDULE = os.environ.get("SYNTHWEB_SCHEDULE", "")
 

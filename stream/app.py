@@ -84,6 +84,7 @@ class Worker:
             self.metrics.dead_letters.labels(dead.reason).inc()
             result.count("dead")
         self._record(messages, result, time.perf_counter() - started)
+        log.info("batch %s: %s in %.2fs", _ranges(messages), result.outcomes, time.perf_counter() - started)
 
     def _record(self, messages: list[RawMessage], result: BatchResult, seconds: float) -> None:
         m = self.metrics
@@ -112,16 +113,17 @@ class Worker:
         except Exception as exc:  # consumer not started or rebalancing: keep the last values
             log.debug("lag not available: %s", exc)
             return
+        # Not consumer.position(): aiokafka's fetch position runs ahead of processing (prefetch).
+        # A partition this worker has not processed from yet is where its committed offset says
+        # (Faust's _committed_offset: the next offset, as in Kafka; everything below is stored).
+        committed = getattr(consumer, "_committed_offset", {})
         for tp in assigned:
-            key = (tp.topic, tp.partition)
-            if key not in self.positions:
-                position = await consumer.position(tp)
-                if position is None:
-                    continue
-                self.positions[key] = position
             labels = (tp.topic, str(tp.partition))
-            self.metrics.position.labels(*labels).set(self.positions[key])
-            self.metrics.lag.labels(*labels).set(max(0, (ends.get(tp) or 0) - self.positions[key]))
+            position = self.positions.get((tp.topic, tp.partition))
+            if position is None:
+                position = committed.get(tp) or 0
+            self.metrics.position.labels(*labels).set(position)
+            self.metrics.lag.labels(*labels).set(max(0, (ends.get(tp) or 0) - position))
 
     def forget_partitions(self, revoked) -> None:
         """After a rebalance another worker may own and advance these partitions."""
@@ -134,6 +136,14 @@ class Worker:
                     pass
         if self.processor is not None:
             self.processor.forget_offsets()
+
+
+def _ranges(messages: list[RawMessage]) -> str:
+    spans: dict[str, list[int]] = {}
+    for m in messages:
+        lo, hi = spans.get(m.source, [m.offset, m.offset])
+        spans[m.source] = [min(lo, m.offset), max(hi, m.offset)]
+    return " ".join(f"{source}:{lo}-{hi}" for source, (lo, hi) in sorted(spans.items()))
 
 
 def _as_bytes(value) -> bytes | None:
@@ -161,9 +171,13 @@ def create_app(settings=None) -> faust.App:
         store="memory://",
         autodiscover=False,
         timezone=UTC,
+        # A crashed worker's partitions go to the others after this long without heartbeats.
+        broker_session_timeout=settings.getfloat("SYNTHWEB_WORKER_SESSION_TIMEOUT"),
+        broker_heartbeat_interval=min(3.0, settings.getfloat("SYNTHWEB_WORKER_SESSION_TIMEOUT") / 3),
     )
     worker = Worker(settings)
     app.synthweb_worker = worker
+    app.synthweb_snapshots = {}  # schedule entry name -> the coroutine function its crontab runs
     pages_topic = app.topic(settings.get("SYNTHWEB_TOPIC_PAGES"), key_type=bytes, value_type=bytes)
     dead_topic = app.topic(settings.get("SYNTHWEB_TOPIC_DEAD"), key_type=bytes, value_type=bytes)
     batch_size = settings.getint("SYNTHWEB_WORKER_BATCH_SIZE")
@@ -209,6 +223,7 @@ def _schedule_snapshot(app: faust.App, settings, entry) -> None:
 
     publish.__name__ = publish.__qualname__ = f"snapshot_{entry.name}"
     app.crontab(entry.cron, on_leader=True, timezone=UTC)(publish)
+    app.synthweb_snapshots[entry.name] = publish
 
 
 app = create_app()

@@ -53,7 +53,7 @@ class WorkerMetrics:
         self.retries = Counter("synthweb_worker_batch_retries", "Batches retried after a failure", registry=r)
         self.position = Gauge(
             "synthweb_worker_position",
-            "Next offset to handle per assigned partition (everything below it is stored or dead-lettered)",
+            "Next offset to handle per partition this worker processed (everything below is stored or dead-lettered)",
             ["topic", "partition"],
             registry=r,
         )

@@ -20,7 +20,7 @@ def sample_pages(n: int, snapshot: str, sites: int = 4) -> list[Page]:
         day = date(2020, 1, 1) + timedelta(days=i % 1500)
         article = Article(f"/a/{i}.html", record["id"], record["kind"], record["model"], title, record["text"], day)
         html = article_html(article)
-        site = f"site{i % sites}.example"
+        site = f"synthweb-sample{i % sites}.org"  # never fetched; a real suffix so domains differ
         pages.append(
             Page(
                 url=f"https://{site}/articles/{i}.html",
