@@ -21,7 +21,9 @@ results = [first.process(raw[0:10]), first.process(raw[10:16])]
 second = BatchProcessor(first.pipeline)
 results += [second.process(raw[4:12]), second.process(raw[12:20])]
 # A crawl job redelivered after a crawler crash: five pages again as new messages at new offsets.
-again = [RawMessage("t.pages", 0, 30 + i, encode_page(decode_page(m.value), job_id="retry")) for i, m in enumerate(raw[:5])]
+again = [
+    RawMessage("t.pages", 0, 30 + i, encode_page(decode_page(m.value), job_id="retry")) for i, m in enumerate(raw[:5])
+]
 results.append(second.process(raw[20:30] + again + [again[0]]))
 count = second.store.query("SELECT count(), uniqExact(url), uniqExact(source_offset) FROM pages")[1][0]
 print(json.dumps({"outcomes": [r.outcomes for r in results], "count": list(count)}))

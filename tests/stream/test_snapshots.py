@@ -147,9 +147,11 @@ def test_app_registers_a_leader_crontab_per_schedule_entry_that_publishes(kafka,
         ],
     )
     settings = load_settings({k: v for k, v in env.items() if k.startswith("SYNTHWEB_")})
-    plain = len(create_app(load_settings({"SYNTHWEB_SCHEDULE": ""}))._tasks)
+    plain = [t.__name__ for t in create_app(load_settings({"SYNTHWEB_SCHEDULE": ""}))._app_tasks]
     app = create_app(settings)
-    assert len(app._tasks) == plain + 2 and sorted(app.synthweb_snapshots) == ["daily", "hourly"]
+    tasks = [t.__name__ for t in app._app_tasks]
+    assert sorted(set(tasks) - set(plain)) == ["snapshot_daily", "snapshot_hourly"]
+    assert sorted(app.synthweb_snapshots) == ["daily", "hourly"]
     asyncio.run(app.synthweb_snapshots["daily"]())  # what the crontab runs on the leader at 04:00 UTC
     jobs = [decode_job(r.value) for r in read_topic(kafka.bootstrap, env["SYNTHWEB_TOPIC_JOBS"])]
     assert len(jobs) == 2 and all(j.snapshot.startswith("daily-") for j in jobs)

@@ -5,6 +5,7 @@ group; the store is read after it exits (a chDB store is open in one process at 
 """
 
 import json
+import sys
 import uuid
 
 import pytest
@@ -108,10 +109,12 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(kafka, 
     second.wait_for(lambda m: stored(m) >= 40, what="40 more stored pages")
     assert second.stop() == 0  # SIGTERM mid-stream: the batch in flight finishes before offsets are committed
 
-    with WorkerProcess(env, log) as third:
+    # the third one through the CLI entry point: `synthweb worker --db DSN`
+    cli = [sys.executable, "-m", "synthweb.cli", "worker", "--db", env.pop("SYNTHWEB_DB")]
+    with WorkerProcess(env, log, command=cli) as third:
         final = third.wait_caught_up(ends)
     rows = store_query(
-        env["SYNTHWEB_DB"], "SELECT count() AS rows, uniqExact(url) AS urls, uniqExact(source) AS sources FROM pages"
+        cli[-1], "SELECT count() AS rows, uniqExact(url) AS urls, uniqExact(source) AS sources FROM pages"
     )[0]
     assert rows == {"rows": n, "urls": n, "sources": sum(1 for end in ends.values() if end)}
     assert final['synthweb_worker_messages_total{outcome="stored"}'] < n  # the third worker did not start over
