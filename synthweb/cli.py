@@ -269,10 +269,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     from stream.snapshots import ScheduleError
+    from stream.topics import KafkaUnavailable, ensure_topics
 
     try:
         from stream.app import app
-    except ScheduleError as exc:
+
+        ensure_topics(_settings(args))  # a broker that is down is one line here, not a traceback later
+    except (ScheduleError, KafkaUnavailable) as exc:
         raise CliError(str(exc)) from exc
     sys.argv = ["synthweb worker", "worker", "--loglevel", args.loglevel]
     app.main()  # runs until stopped; exits the process

@@ -4,7 +4,11 @@ import json
 import subprocess
 import sys
 
+from stream.messages import decode_page
+from stream.samples import sample_messages
 from stream.testing import REPO_ROOT
+from stream.worker import BatchProcessor, RawMessage
+from synthweb.pipeline import Pipeline, Stage
 
 SCRIPT = """
 import json, sys
@@ -45,3 +49,32 @@ def test_replayed_regrouped_and_redelivered_pages_are_stored_once(tmp_path):
         {"stored": 10, "duplicate": 6},
     ]
     assert result["count"] == [30, 30, 30]
+
+
+class FailOn(Stage):
+    """A stage that fails every batch holding one poisoned url (no store: nothing to open)."""
+
+    name = "fail-on"
+
+    def __init__(self, url):
+        self.url = url
+        self.seen = []
+
+    def run(self, pages):
+        batch = list(pages)
+        if any(p.url == self.url for p in batch):
+            raise RuntimeError("poisoned page")
+        self.seen.extend(p.url for p in batch)
+        yield from batch
+
+
+def test_a_page_that_fails_alone_is_dead_lettered_and_the_rest_is_processed():
+    messages = sample_messages(6, "s1", sites=1)
+    poisoned = decode_page(messages[3][1]).url
+    stage = FailOn(poisoned)
+    processor = BatchProcessor(Pipeline([stage]), retry_delays=(0.0,))
+    result = processor.process([RawMessage("t.pages", 0, i, v, k) for i, (k, v) in enumerate(messages)])
+    assert result.outcomes == {"stored": 5}
+    assert [(d.reason, d.message.offset) for d in result.dead] == [("processing_failed", 3)]
+    assert "poisoned page" in result.dead[0].detail and result.retries == 2
+    assert len(stage.seen) == 5 and poisoned not in stage.seen

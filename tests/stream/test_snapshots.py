@@ -155,3 +155,10 @@ def test_app_registers_a_leader_crontab_per_schedule_entry_that_publishes(kafka,
     asyncio.run(app.synthweb_snapshots["daily"]())  # what the crontab runs on the leader at 04:00 UTC
     jobs = [decode_job(r.value) for r in read_topic(kafka.bootstrap, env["SYNTHWEB_TOPIC_JOBS"])]
     assert len(jobs) == 2 and all(j.snapshot.startswith("daily-") for j in jobs)
+
+
+def test_worker_without_a_broker_fails_with_one_line(tmp_path):
+    result = _cli("worker", env=worker_env("127.0.0.1:1", "nobroker", f"chdb:///{tmp_path}/store"))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("synthweb: error: cannot reach Kafka"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
