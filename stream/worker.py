@@ -131,8 +131,11 @@ class BatchProcessor:
     def _drop_duplicates(
         self, pages: list[tuple[RawMessage, Page]], result: BatchResult
     ) -> list[tuple[RawMessage, Page]]:
+        from crawler.extract import site_keys  # the domain the extract stage stores with each page
+
         keys = {(p.snapshot, p.url) for _, p in pages}
-        seen = self.store.stored_urls(keys) if self.store else set()
+        domains = {site_keys(p.url)[1] for _, p in pages}
+        seen = self.store.stored_urls(keys, domains) if self.store else set()
         kept = []
         for message, page in pages:
             key = (page.snapshot, page.url)

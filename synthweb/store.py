@@ -147,17 +147,21 @@ class Store:
         value = rows[0][0] if rows else None
         return -1 if value is None else int(value)
 
-    def stored_urls(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (snapshot, url) pairs are already in `pages` or `skipped_pages`."""
+    def stored_urls(self, keys: set[tuple[str, str]], domains: set[str] | None = None) -> set[tuple[str, str]]:
+        """Which of these (snapshot, url) pairs are already in `pages` or `skipped_pages`.
+
+        `domains` (the registered domains of the urls) lets the lookup in `pages` use its primary
+        key (domain, snapshot, url) instead of scanning the table.
+        """
         if not keys:
             return set()
-        snapshots = sorted({s for s, _ in keys})
-        urls = sorted({u for _, u in keys})
+        params = {"s": sorted({s for s, _ in keys}), "u": sorted({u for _, u in keys}), "d": sorted(domains or [])}
+        in_domains = "domain IN {d:Array(String)} AND " if domains else ""
         _, rows = self.query(
-            "SELECT snapshot, url FROM pages WHERE snapshot IN {s:Array(String)} AND url IN {u:Array(String)} "
-            "UNION ALL "
+            f"SELECT snapshot, url FROM pages WHERE {in_domains}snapshot IN {{s:Array(String)}} "
+            "AND url IN {u:Array(String)} UNION ALL "
             "SELECT snapshot, url FROM skipped_pages WHERE snapshot IN {s:Array(String)} AND url IN {u:Array(String)}",
-            {"s": snapshots, "u": urls},
+            params,
         )
         return {(str(s), str(u)) for s, u in rows} & keys
 

@@ -137,3 +137,19 @@ def test_stored_offset_is_the_high_water_mark_of_a_source(store):
     list(StoreStage(store).run(batch))
     assert store.stored_offset("pages.raw/0") == 107
     assert store.stored_offset("pages.raw/1") == 5
+    # the Faust worker reads its mark from `pages` only (the store stage writes pages last)
+    assert store.stored_offset("pages.raw/0", tables=("pages",)) == 102
+    with pytest.raises(ValueError, match="unknown tables"):
+        store.stored_offset("pages.raw/0", tables=("page_stats",))
+
+
+def test_stored_urls_finds_pages_and_skips_of_the_same_snapshot(store):
+    clear(store)
+    skipped = Page(url="http://a.example/gone", snapshot="s1", skip="http_404")
+    list(StoreStage(store).run([page(1), page(2, snapshot="s2"), skipped]))
+    asked = {("s1", "http://a.example/1"), ("s1", "http://a.example/2"), ("s1", "http://a.example/gone")}
+    expected = {("s1", "http://a.example/1"), ("s1", "http://a.example/gone")}
+    assert store.stored_urls(asked) == expected
+    assert store.stored_urls(asked, domains={"a.example"}) == expected
+    assert store.stored_urls(asked, domains={"b.example"}) == {("s1", "http://a.example/gone")}
+    assert store.stored_urls(set()) == set()
