@@ -120,6 +120,7 @@ class KafkaPagesPipeline:
     def _failed(self, exc) -> None:
         # Runs on the producer's I/O thread for async failures: only counters and a log line here.
         self.delivery.failed += 1
+        self.stats.inc_value("synthweb/kafka/send_failed")  # the fleet spider stops the job on this
         if not self.delivery.error:
             self.delivery.error = f"{type(exc).__name__}: {exc}"[:500]
         log.error("sending to Kafka failed: %s: %s", type(exc).__name__, exc)
@@ -139,7 +140,6 @@ class KafkaPagesPipeline:
                 delivery.error = delivery.error or "not acknowledged before the flush timeout"
         delivery.futures = []
         self.stats.inc_value("synthweb/kafka/acked", delivery.acked)
-        self.stats.inc_value("synthweb/kafka/failed", delivery.sent - delivery.acked)
         return delivery
 
     def reject_job(self, reason, detail, topic, partition, offset, original) -> JobDelivery:

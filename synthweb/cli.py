@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--max-jobs", type=int, default=0, metavar="N", help="stop after N jobs (default: never)")
     fleet.add_argument("--idle-exit", type=float, default=0, metavar="S", help="stop after S seconds without a job")
     fleet.add_argument("--allow-private-networks", action="store_true", help="allow private/loopback addresses")
-    fleet.add_argument("--user-agent", default=None, help="User-Agent to identify the crawler (env SYNTHWEB_USER_AGENT)")
+    fleet.add_argument("--user-agent", default=None, help="User-Agent of the crawler (env SYNTHWEB_USER_AGENT)")
     fleet.add_argument(
         "-s", "--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting (repeatable)"
     )

@@ -55,7 +55,7 @@ class FleetSpider(SiteSpider):
         self._job_started = 0.0
         self._last_active = time.monotonic()
         self._closing = False
-        self._loop = task.LoopingCall(self._tick)
+        self._loop = None  # made in _opened: a LoopingCall made earlier would install the default reactor
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -108,6 +108,7 @@ class FleetSpider(SiteSpider):
     def _opened(self, spider):
         self.consumer = self._make_consumer()
         self._last_active = time.monotonic()
+        self._loop = task.LoopingCall(self._tick)
         self._loop.start(TICK_SECONDS, now=False)
 
     def _idle(self, spider):
@@ -121,13 +122,17 @@ class FleetSpider(SiteSpider):
             return
         try:
             if self.job is not None:
+                if self.crawler.stats.get_value("synthweb/kafka/send_failed"):
+                    # A page is lost for this job already: stop now, uncommitted, rather than crawl on.
+                    return self._fail(f"job {self.job.job_id} ({self.job.domain}): pages not acknowledged")
                 if not self.crawler.engine.spider_is_idle():
                     return
                 self._finish_job()
             if self.job is None and not self._closing:
                 self._next_job()
-        except Exception:
+        except Exception as exc:
             log.exception("fleet crawler failed")
+            self.failure = self.failure or f"fleet crawler failed: {type(exc).__name__}: {exc}"
             self._close("fleet_error")
 
     def _close(self, reason: str) -> None:
@@ -138,7 +143,7 @@ class FleetSpider(SiteSpider):
         deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
 
     def _closed(self, spider, reason):
-        if self._loop.running:
+        if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self.consumer is not None:
             # No commit on close: a job in progress stays uncommitted and goes to another crawler.
@@ -241,7 +246,8 @@ class FleetSpider(SiteSpider):
             return None
         delivery = deliveries[0]
         if not delivery.ok:
-            log.error("%d of %d messages not acknowledged: %s", delivery.sent - delivery.acked, delivery.sent, delivery.error)
+            missing = delivery.sent - delivery.acked
+            log.error("%d of %d messages not acknowledged: %s", missing, delivery.sent, delivery.error)
             return None
         return delivery
 
