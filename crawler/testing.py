@@ -220,8 +220,8 @@ def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, int]:
         admin.close()
 
 
-def group_members(bootstrap: str, group: str) -> int:
-    """Members of a consumer group now (0 while its coordinator is not up yet)."""
+def stable_group_members(bootstrap: str, group: str) -> int:
+    """Members of a consumer group once it is Stable (partitions assigned), else 0."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -232,9 +232,8 @@ def group_members(bootstrap: str, group: str) -> int:
         return 0
     finally:
         admin.close()
-    description = info[group] if isinstance(info, dict) else info[0]
-    members = description.get("members") if isinstance(description, dict) else description.members
-    return len(members or [])
+    description = info[group]
+    return len(description["members"]) if description["group_state"] == "Stable" else 0
 
 
 def _main(argv: list[str]) -> None:

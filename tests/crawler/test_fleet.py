@@ -17,9 +17,9 @@ from crawler.testing import (
     crawl_in_subprocess,
     crawler_summary,
     group_lag,
-    group_members,
     publish_jobs,
     read_pages,
+    stable_group_members,
     start_fleet_crawler,
 )
 from stream.messages import CrawlJob
@@ -67,7 +67,7 @@ def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp
     ]
     jobs = jobs_for(sample_web.sites, "fleet-two")
     try:
-        wait_until(lambda: group_members(kafka.bootstrap, topics.group) == 2, 60, "both crawlers in the group")
+        wait_until(lambda: stable_group_members(kafka.bootstrap, topics.group) == 2, 60, "both crawlers in the group")
         publish_jobs(kafka.bootstrap, topics.jobs, jobs)  # one job per partition: the range assignor splits them
         expected = sum(len(urls) for urls in embedded_urls.values())
         read_pages(kafka.bootstrap, topics.pages, until=lambda got: len(got) >= expected, timeout=120)
