@@ -164,13 +164,15 @@ def publish_jobs(bootstrap: str, topic: str, jobs: list, spread: bool = True) ->
 @dataclass
 class RawMessage:
     key: str
-    message: dict  # the pages.raw JSON, validated against its schema (job_id included)
+    message: dict  # the JSON message validated against its schema (for pages.raw: job_id included)
     partition: int
     offset: int
     timestamp_ms: int
 
 
-def read_pages(bootstrap: str, topic: str, until=None, timeout: float = 60) -> list[RawMessage]:
+def read_pages(
+    bootstrap: str, topic: str, until=None, timeout: float = 60, schema: str = "raw_page.v1"
+) -> list[RawMessage]:
     """Read `topic` from the start until `until(messages)` is true (or `timeout` s pass); validate every message.
 
     Without `until`, read up to the end offsets as they are when called.
@@ -196,8 +198,8 @@ def read_pages(bootstrap: str, topic: str, until=None, timeout: float = 60) -> l
             for records in consumer.poll(timeout_ms=200).values():
                 for r in records:
                     message = json.loads(r.value)
-                    validator("raw_page.v1").validate(message)
-                    got.append(RawMessage(r.key.decode(), message, r.partition, r.offset, r.timestamp))
+                    validator(schema).validate(message)
+                    got.append(RawMessage((r.key or b"").decode(), message, r.partition, r.offset, r.timestamp))
         return got
     finally:
         consumer.close()

@@ -1,5 +1,6 @@
 """The crawler fleet over a real Kafka broker: crawl jobs from a consumer group, pages to pages.raw."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from datetime import date
 from urllib.parse import urlsplit
 
 import pytest
+from kafka import KafkaProducer
 
 from crawler.spiders.site import site_of
 from crawler.testing import (
@@ -22,7 +24,7 @@ from crawler.testing import (
     stable_group_members,
     start_fleet_crawler,
 )
-from stream.messages import CrawlJob
+from stream.messages import CrawlJob, decode_dead_letter
 from synthweb.sampleweb import Article, SampleWeb, Site
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -146,8 +148,11 @@ def _big_site() -> Site:
     return Site("huge", "127.0.0.5", articles=[big, small])
 
 
-def test_oversized_page_sent_as_skip(kafka, tmp_path):
+def test_oversized_page_sent_as_skip_and_bad_job_dead_lettered(kafka, tmp_path):
     topics = FleetTopics.create(kafka, partitions=1)
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    producer.send(topics.jobs, b"not a crawl job")  # before the good job on the same partition
+    producer.close()
     with SampleWeb([_big_site()]) as web:
         [job] = jobs_for(web.sites, "fleet-big")
         publish_jobs(kafka.bootstrap, topics.jobs, [job])
@@ -164,7 +169,10 @@ def test_oversized_page_sent_as_skip(kafka, tmp_path):
     assert "SYNTHWEB_MAX_MESSAGE_BYTES=65536" in big["skip_detail"]
     assert by_path["/articles/small.html"]["skip"] == "" and "Short text." in by_path["/articles/small.html"]["html"]
     assert by_path["/"]["skip"] == ""
-    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 0}
+    [dead] = read_pages(kafka.bootstrap, topics.dead, schema="dead_letter.v1")
+    assert (dead.message["reason"], dead.message["topic"], dead.message["offset"]) == ("undecodable", topics.jobs, 0)
+    assert decode_dead_letter(json.dumps(dead.message).encode())["original"] == b"not a crawl job"
+    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 0}  # both jobs committed
 
 
 def test_undelivered_pages_leave_the_job_uncommitted(kafka, sample_web, tmp_path):
