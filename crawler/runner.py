@@ -136,10 +136,13 @@ def run_fleet(
     process.crawl(crawler, max_jobs=max_jobs, idle_exit=idle_exit)
     process.start()
     spider = crawler.spider
-    stats = crawler.stats.get_stats()
+    jobs = spider.summary if spider else []
+    failure = spider.failure if spider else ""
+    if not failure and process.bootstrap_failed:
+        failure = "the crawler could not start (Kafka unreachable? see the log)"
     return {
-        "jobs": spider.summary if spider else [],
-        "pages": sum(job["pages"] for job in (spider.summary if spider else [])),
-        "failure": spider.failure if spider else "crawler did not start",
-        "finish_reason": stats.get("finish_reason", ""),
+        "jobs": jobs,
+        "pages": sum(job["pages"] for job in jobs),
+        "failure": failure,
+        "finish_reason": crawler.stats.get_value("finish_reason", ""),
     }

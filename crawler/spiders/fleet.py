@@ -36,7 +36,8 @@ class FleetSpider(SiteSpider):
     """SiteSpider fed by crawl jobs from Kafka instead of seeds; see the module docstring.
 
     `max_jobs` stops the crawler after that many jobs, `idle_exit` after that many
-    seconds without a job (0: run until stopped). `summary` lists the jobs done.
+    seconds as a group member without a job (0: run until stopped). `summary` lists
+    the jobs done.
     """
 
     name = "fleet"
@@ -97,7 +98,11 @@ class FleetSpider(SiteSpider):
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(500, session_ms // 4),
         )
+        # Topic metadata first: subscribing without it makes the first assignment empty and costs a rebalance.
+        consumer.partitions_for_topic(self.jobs_topic)
         consumer.subscribe([self.jobs_topic], listener=Listener())
+        self._rejoin_seconds = max(30.0, 3 * session_ms / 1000)
+        self._unstable_since = None
         return consumer
 
     # --- lifecycle ------------------------------------------------------------
@@ -106,7 +111,13 @@ class FleetSpider(SiteSpider):
         yield  # an async generator with no start requests: jobs bring them
 
     def _opened(self, spider):
-        self.consumer = self._make_consumer()
+        try:
+            self.consumer = self._make_consumer()
+        except Exception as exc:  # no broker reachable, bad settings
+            self.failure = f"cannot join {self.jobs_topic}: {type(exc).__name__}: {exc}"
+            log.error("%s", self.failure)
+            self._close("kafka_unreachable")
+            return
         self._last_active = time.monotonic()
         self._loop = task.LoopingCall(self._tick)
         self._loop.start(TICK_SECONDS, now=False)
@@ -152,10 +163,26 @@ class FleetSpider(SiteSpider):
 
     # --- jobs -----------------------------------------------------------------
     def _next_job(self) -> None:
+        from kafka.structs import MemberState
+
         if self.max_jobs and len(self.summary) >= self.max_jobs:
             return self._close("max_jobs")
-        if self.idle_exit and time.monotonic() - self._last_active >= self.idle_exit:
-            return self._close("idle_exit")
+        now = time.monotonic()
+        state = self.consumer.group_metadata().state
+        if state is not MemberState.STABLE:
+            self._last_active = now  # joining or rebalancing: not idle, just not in the group yet
+            self._unstable_since = self._unstable_since or now
+            if now - self._unstable_since > self._rejoin_seconds:
+                # Seen under heavy CPU load with kafka-python 3.0.12: a join that never completes. No job
+                # is running here, so a fresh consumer is safe; a legitimately long rebalance just restarts.
+                log.warning("not in group after %.0fs (%s): reconnecting", now - self._unstable_since, state)
+                self.consumer.close(autocommit=False)
+                self.consumer = self._make_consumer()
+                return
+        else:
+            self._unstable_since = None
+            if self.idle_exit and now - self._last_active >= self.idle_exit:
+                return self._close("idle_exit")
         records = self.consumer.poll(timeout_ms=POLL_MS, max_records=1)
         for messages in records.values():
             for record in messages:

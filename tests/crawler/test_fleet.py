@@ -123,7 +123,7 @@ def test_killed_crawler_job_redelivered(kafka, sample_web, embedded_urls, tmp_pa
     assert 5 <= len(before) < len(expected)
     assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 1}
 
-    second = start_fleet_crawler(topics, FLEET, "--max-jobs", "1", log_path=tmp_path / "second.log")
+    second = start_fleet_crawler(topics, FLEET, "--idle-exit", "5", log_path=tmp_path / "second.log")
     try:
         summary = crawler_summary(second, timeout=120)
     finally:
@@ -132,6 +132,7 @@ def test_killed_crawler_job_redelivered(kafka, sample_web, embedded_urls, tmp_pa
     urls = Counter(m.message["url"] for m in messages)
     assert set(urls) == expected  # nothing lost
     assert {m.message["job_id"] for m in messages} == {job.job_id}
+    assert summary["finish_reason"] == "idle_exit"
     [done] = summary["jobs"]
     assert (done["job_id"], done["committed"], done["pages"]) == (job.job_id, True, len(expected))
     assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 0}
@@ -156,14 +157,16 @@ def test_oversized_page_sent_as_skip_and_bad_job_dead_lettered(kafka, tmp_path):
     with SampleWeb([_big_site()]) as web:
         [job] = jobs_for(web.sites, "fleet-big")
         publish_jobs(kafka.bootstrap, topics.jobs, [job])
-        # The Scrapy entry point this time; it stops itself 2 s after its job.
-        cmd = [sys.executable, "-m", "scrapy", "crawl", "fleet", "-a", "idle_exit=2"]
+        # The Scrapy entry point this time; it stops itself after its (good) job.
+        cmd = [sys.executable, "-m", "scrapy", "crawl", "fleet", "-a", "max_jobs=1", "-a", "idle_exit=60"]
         settings = {**FAST, "SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True, "SYNTHWEB_MAX_MESSAGE_BYTES": 65536}
         cmd += [arg for name, value in settings.items() for arg in ("-s", f"{name}={value}")]
         env = {**os.environ, **topics.env, "SYNTHWEB_CRAWLER_SESSION_SECONDS": "6", "PYTHONPATH": str(REPO)}
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    (tmp_path / "crawler.log").write_text(proc.stderr)
     assert proc.returncode == 0, proc.stderr[-3000:]
     by_path = {urlsplit(m.message["url"]).path: m.message for m in read_pages(kafka.bootstrap, topics.pages)}
+    assert "/articles/big.html" in by_path, proc.stderr[-3000:]
     big = by_path["/articles/big.html"]
     assert (big["skip"], big["html"], big["status"]) == ("too_large", "", 200)
     assert "SYNTHWEB_MAX_MESSAGE_BYTES=65536" in big["skip_detail"]
