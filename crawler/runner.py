@@ -118,3 +118,31 @@ def run_crawl(
     )
     process.start()
     return progress.counts()
+
+
+def run_fleet(
+    settings: Settings | dict[str, Any] | None = None, max_jobs: int = 0, idle_exit: float = 0
+) -> dict[str, Any]:
+    """Run one fleet crawler (FleetSpider) until max_jobs, idle_exit, a signal or a failure; return a summary.
+
+    The summary has jobs (one entry per job done: job_id, domain, pages, committed...),
+    pages, failure ("" unless pages could not be delivered) and finish_reason.
+    """
+    from crawler.spiders.fleet import FleetSpider
+
+    settings = load_crawl_settings(settings)
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(FleetSpider)
+    process.crawl(crawler, max_jobs=max_jobs, idle_exit=idle_exit)
+    process.start()
+    spider = crawler.spider
+    jobs = spider.summary if spider else []
+    failure = spider.failure if spider else ""
+    if not failure and process.bootstrap_failed:
+        failure = "the crawler could not start (Kafka unreachable? see the log)"
+    return {
+        "jobs": jobs,
+        "pages": sum(job["pages"] for job in jobs),
+        "failure": failure,
+        "finish_reason": crawler.stats.get_value("finish_reason", ""),
+    }

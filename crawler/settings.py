@@ -69,9 +69,12 @@ SYNTHWEB_TOPIC_DEAD = os.environ.get("SYNTHWEB_TOPIC_DEAD", "pages.dead")
 SYNTHWEB_TOPIC_PARTITIONS = int(os.environ.get("SYNTHWEB_TOPIC_PARTITIONS", "6"))
 # A raw page carries its HTML (up to DOWNLOAD_MAXSIZE); messages may be that big plus envelope.
 SYNTHWEB_MAX_MESSAGE_BYTES = 12 * 1024 * 1024
-SYNTHWEB_CRAWLER_GROUP = "synthweb-crawlers"
+SYNTHWEB_CRAWLER_GROUP = os.environ.get("SYNTHWEB_CRAWLER_GROUP", "synthweb-crawlers")
 # A crawler must finish one site within this long, or its job is handed to another crawler.
 SYNTHWEB_MAX_JOB_SECONDS = int(os.environ.get("SYNTHWEB_MAX_JOB_SECONDS", "1800"))
+# A crawler that stops heartbeating (killed, hung) for this long leaves the group and its job goes to
+# another crawler; the broker allows 6-1800 s by default (group.min/max.session.timeout.ms).
+SYNTHWEB_CRAWLER_SESSION_SECONDS = float(os.environ.get("SYNTHWEB_CRAWLER_SESSION_SECONDS", "45"))
 # Faust app id = Kafka consumer group of the workers.
 SYNTHWEB_WORKER_GROUP = os.environ.get("SYNTHWEB_WORKER_GROUP", "synthweb-workers")
 # pages per take_events batch in the Faust worker (and per ClickHouse insert) ...

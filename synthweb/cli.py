@@ -1,4 +1,4 @@
-"""The `synthweb` command line: run, report, sql, score, estimate, worker, snapshot."""
+"""The `synthweb` command line: run, report, sql, score, estimate, crawler, worker, snapshot."""
 
 from __future__ import annotations
 
@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     estimate = sub.add_parser("estimate", help="machine-written share of the texts in a JSON-lines file")
     estimate.add_argument("file", metavar="FILE.jsonl|-")
     _detector_option(estimate)
+
+    fleet = sub.add_parser("crawler", help="join the crawler fleet: crawl jobs from Kafka, send pages to pages.raw")
+    fleet.add_argument("--max-jobs", type=int, default=0, metavar="N", help="stop after N jobs (default: never)")
+    fleet.add_argument("--idle-exit", type=float, default=0, metavar="S", help="stop after S seconds without a job")
+    fleet.add_argument("--allow-private-networks", action="store_true", help="allow private/loopback addresses")
+    fleet.add_argument("--user-agent", default=None, help="User-Agent of the crawler (env SYNTHWEB_USER_AGENT)")
+    fleet.add_argument(
+        "-s", "--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting (repeatable)"
+    )
     return parser
 
 
@@ -295,12 +304,36 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crawler(args: argparse.Namespace) -> int:
+    if args.max_jobs < 0 or args.idle_exit < 0:
+        raise CliError("--max-jobs and --idle-exit must not be negative")
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"-s wants NAME=VALUE, got {item!r}")
+        overrides[name] = value
+    overrides["SYNTHWEB_ALLOW_PRIVATE_NETWORKS"] = True if args.allow_private_networks else None
+    overrides["USER_AGENT"] = args.user_agent
+    settings = load_settings(overrides)
+
+    from crawler.runner import run_fleet
+
+    summary = run_fleet(settings, max_jobs=args.max_jobs, idle_exit=args.idle_exit)
+    print(json.dumps(summary))
+    if summary["failure"]:
+        print(f"synthweb: error: {summary['failure']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "sql": cmd_sql,
     "score": cmd_score,
     "estimate": cmd_estimate,
+    "crawler": cmd_crawler,
     "worker": cmd_worker,
     "snapshot": cmd_snapshot,
 }

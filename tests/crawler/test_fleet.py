@@ -1,0 +1,192 @@
+"""The crawler fleet over a real Kafka broker: crawl jobs from a consumer group, pages to pages.raw."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import date
+from urllib.parse import urlsplit
+
+import pytest
+from kafka import KafkaProducer
+
+from crawler.spiders.site import site_of
+from crawler.testing import (
+    REPO,
+    FleetTopics,
+    crawl_in_subprocess,
+    crawler_summary,
+    group_lag,
+    publish_jobs,
+    read_pages,
+    stable_group_members,
+    start_fleet_crawler,
+)
+from stream.messages import CrawlJob, decode_dead_letter
+from synthweb.sampleweb import Article, SampleWeb, Site
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+# The same politeness shortcuts as tests/crawler/test_crawl_sampleweb.py (Crawl-delay still holds).
+FAST = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02, "SYNTHWEB_MAX_QUERY_VARIANTS": 4}
+FLEET = {**FAST, "LOG_LEVEL": "INFO"}
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def stop(procs) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+
+
+def jobs_for(sites, snapshot: str, max_pages: int = 200) -> list[CrawlJob]:
+    return [CrawlJob(snapshot=snapshot, domain=site_of(s.root), seeds=[s.root], max_pages=max_pages) for s in sites]
+
+
+@pytest.fixture(scope="module")
+def embedded_urls(sample_web):
+    """URLs per site that an embedded crawl of the sample web records: the fleet must send the same."""
+    _, pages = crawl_in_subprocess(sample_web.seeds, {**FAST, "SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True})
+    by_site = defaultdict(set)
+    for page in pages:
+        by_site[urlsplit(page["url"]).hostname].add(page["url"])
+    return dict(by_site)
+
+
+def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp_path):
+    topics = FleetTopics.create(kafka, partitions=3)
+    procs = [
+        start_fleet_crawler(topics, FLEET, "--idle-exit", "90", log_path=tmp_path / f"crawler{i}.log") for i in range(2)
+    ]
+    jobs = jobs_for(sample_web.sites, "fleet-two")
+    try:
+        wait_until(lambda: stable_group_members(kafka.bootstrap, topics.group) == 2, 60, "both crawlers in the group")
+        publish_jobs(kafka.bootstrap, topics.jobs, jobs)  # one job per partition: the range assignor splits them
+        expected = sum(len(urls) for urls in embedded_urls.values())
+        read_pages(kafka.bootstrap, topics.pages, until=lambda got: len(got) >= expected, timeout=120)
+        wait_until(lambda: sum(group_lag(kafka.bootstrap, topics.group, topics.jobs).values()) == 0, 30, "commits")
+    finally:
+        stop(procs)  # SIGTERM: a clean shutdown that prints the summary
+    summaries = [crawler_summary(proc) for proc in procs]
+    messages = read_pages(kafka.bootstrap, topics.pages)
+
+    # Every page an embedded crawl finds, each exactly once, keyed by its site and stamped with the snapshot.
+    by_site = defaultdict(list)
+    for m in messages:
+        by_site[m.key].append(m.message["url"])
+        assert m.key == site_of(m.message["url"])
+        assert m.message["snapshot"] == "fleet-two"
+    assert {site: set(urls) for site, urls in by_site.items()} == embedded_urls
+    assert len(messages) == sum(len(urls) for urls in embedded_urls.values())
+    # Skipped fetches travel too, with their reason and no HTML.
+    big = next(m.message for m in messages if m.message["url"].endswith("/big.html"))
+    assert (big["skip"], big["html"]) == ("too_large", "")
+    report = next(m.message for m in messages if m.message["url"].endswith("/report.html"))
+    assert report["skip"] == "binary"
+
+    # Each site was crawled by exactly one crawler, under its job's id, and each job was committed once.
+    job_of_domain = {job.domain: job.job_id for job in jobs}
+    for site in by_site:
+        assert {m.message["job_id"] for m in messages if m.key == site} == {job_of_domain[site]}
+    done = [job for summary in summaries for job in summary["jobs"]]
+    assert sorted(j["job_id"] for j in done) == sorted(job_of_domain.values())
+    assert all(j["committed"] for j in done)
+    assert all(summary["jobs"] for summary in summaries), summaries  # both crawlers took part
+    for j in done:
+        assert j["pages"] == len(by_site[j["domain"]])
+    assert set(group_lag(kafka.bootstrap, topics.group, topics.jobs).values()) == {0}
+    assert all(s["failure"] == "" and s["finish_reason"] == "shutdown" for s in summaries), summaries
+
+
+def test_killed_crawler_job_redelivered(kafka, sample_web, embedded_urls, tmp_path):
+    topics = FleetTopics.create(kafka, partitions=1)
+    blog = sample_web.site("blog")  # Crawl-delay 0.2: slow enough to kill mid-job
+    [job] = jobs_for([blog], "fleet-kill")
+    publish_jobs(kafka.bootstrap, topics.jobs, [job])
+    first = start_fleet_crawler(topics, FLEET, log_path=tmp_path / "first.log")
+    try:
+        before = read_pages(kafka.bootstrap, topics.pages, until=lambda got: len(got) >= 5, timeout=90)
+        first.kill()  # SIGKILL mid-job: no flush, no commit, no leaving the group
+        first.wait(10)
+    finally:
+        stop([first])
+    expected = embedded_urls[blog.address]
+    assert 5 <= len(before) < len(expected)
+    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 1}
+
+    second = start_fleet_crawler(topics, FLEET, "--idle-exit", "5", log_path=tmp_path / "second.log")
+    try:
+        summary = crawler_summary(second, timeout=120)
+    finally:
+        stop([second])
+    messages = read_pages(kafka.bootstrap, topics.pages)
+    urls = Counter(m.message["url"] for m in messages)
+    assert set(urls) == expected  # nothing lost
+    assert {m.message["job_id"] for m in messages} == {job.job_id}
+    assert summary["finish_reason"] == "idle_exit"
+    [done] = summary["jobs"]
+    assert (done["job_id"], done["committed"], done["pages"]) == (job.job_id, True, len(expected))
+    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 0}
+    sent_twice = sum(1 for n in urls.values() if n > 1)
+    assert sent_twice == len(messages) - len(expected)  # the redone job sends each page once more at most
+    print(f"\nkill test: {len(expected)} pages expected, {len(messages)} messages, {sent_twice} URLs sent twice")
+
+
+def _big_site() -> Site:
+    words = " ".join(f"word{i % 97}" for i in range(30_000))  # ~200 kB of article HTML
+    day = date(2024, 5, 1)
+    big = Article("/articles/big.html", "big", "human", "", "A very long article", words, day)
+    small = Article("/articles/small.html", "small", "human", "", "A short article", "Short text. " * 30, day)
+    return Site("huge", "127.0.0.5", articles=[big, small])
+
+
+def test_oversized_page_sent_as_skip_and_bad_job_dead_lettered(kafka, tmp_path):
+    topics = FleetTopics.create(kafka, partitions=1)
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    producer.send(topics.jobs, b"not a crawl job")  # before the good job on the same partition
+    producer.close()
+    with SampleWeb([_big_site()]) as web:
+        [job] = jobs_for(web.sites, "fleet-big")
+        publish_jobs(kafka.bootstrap, topics.jobs, [job])
+        # The Scrapy entry point this time; it stops itself after its (good) job.
+        cmd = [sys.executable, "-m", "scrapy", "crawl", "fleet", "-a", "max_jobs=1", "-a", "idle_exit=60"]
+        settings = {**FAST, "SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True, "SYNTHWEB_MAX_MESSAGE_BYTES": 65536}
+        cmd += [arg for name, value in settings.items() for arg in ("-s", f"{name}={value}")]
+        env = {**os.environ, **topics.env, "SYNTHWEB_CRAWLER_SESSION_SECONDS": "6", "PYTHONPATH": str(REPO)}
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    (tmp_path / "crawler.log").write_text(proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_path = {urlsplit(m.message["url"]).path: m.message for m in read_pages(kafka.bootstrap, topics.pages)}
+    assert "/articles/big.html" in by_path, proc.stderr[-3000:]
+    big = by_path["/articles/big.html"]
+    assert (big["skip"], big["html"], big["status"]) == ("too_large", "", 200)
+    assert "SYNTHWEB_MAX_MESSAGE_BYTES=65536" in big["skip_detail"]
+    assert by_path["/articles/small.html"]["skip"] == "" and "Short text." in by_path["/articles/small.html"]["html"]
+    assert by_path["/"]["skip"] == ""
+    [dead] = read_pages(kafka.bootstrap, topics.dead, schema="dead_letter.v1")
+    assert (dead.message["reason"], dead.message["topic"], dead.message["offset"]) == ("undecodable", topics.jobs, 0)
+    assert decode_dead_letter(json.dumps(dead.message).encode())["original"] == b"not a crawl job"
+    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 0}  # both jobs committed
+
+
+def test_undelivered_pages_leave_the_job_uncommitted(kafka, sample_web, tmp_path):
+    topics = FleetTopics.create(kafka, partitions=1, max_message_bytes=512)  # the broker refuses every page
+    publish_jobs(kafka.bootstrap, topics.jobs, jobs_for([sample_web.site("mixed")], "fleet-fail"))
+    proc = start_fleet_crawler(topics, FLEET, "--idle-exit", "30", log_path=tmp_path / "crawler.log")
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        stop([proc])
+    log = (tmp_path / "crawler.log").read_text()
+    assert proc.returncode == 1, log[-3000:]
+    assert "not acknowledged" in log
+    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 1}  # redelivered to the next crawler
