@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from infra_checks import DASHBOARDS, grafana_constants, grafana_queries  # noqa: E402
+from infra_checks import DASHBOARDS, doc_sql_statements, grafana_constants, grafana_queries  # noqa: E402
 
 from detectors.runtime import load_detector  # noqa: E402
 from synthweb.pipeline import Page  # noqa: E402
@@ -77,7 +77,12 @@ def main(store_dir: str) -> int:
     results = {}
     for where, sql in grafana_queries():
         columns, rows = store.query(substitute(sql, constants))
-        results[where] = [dict(zip(columns, [str(v) if isinstance(v, date) else v for v in row], strict=True)) for row in rows]
+        results[where] = [
+            dict(zip(columns, [str(v) if isinstance(v, date) else v for v in row], strict=True)) for row in rows
+        ]
+    for where, sql in doc_sql_statements():
+        columns, rows = store.query(sql)
+        results[f"{where}: {sql[:60]}"] = [dict(zip(columns, row, strict=True)) for row in rows]
     report = share_report(store, load_detector("lexical"), ["snapshot"])
     print(json.dumps({"queries": results, "report": report}, default=str))
     return 0

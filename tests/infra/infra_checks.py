@@ -116,7 +116,9 @@ def env_vars_read() -> set[str]:
                     or (func.attr == "getenv" and isinstance(func.value, ast.Name) and func.value.id == "os")
                 ):
                     key = node.args[0].value
-            elif isinstance(node, ast.Subscript) and _is_os_environ(node.value) and isinstance(node.slice, ast.Constant):
+            elif (
+                isinstance(node, ast.Subscript) and _is_os_environ(node.value) and isinstance(node.slice, ast.Constant)
+            ):
                 key = node.slice.value
             if isinstance(key, str):
                 names.add(key)
@@ -247,18 +249,18 @@ def synthweb_image_commands() -> list[tuple[str, list[str]]]:
 
 
 def doc_code_lines() -> list[tuple[str, str]]:
-    """(file name, line) of the fenced code blocks of the deploy docs, continuation lines joined."""
+    """(file name, line) of the shell code blocks (```bash, ```sh) of the deploy docs, continuation lines joined."""
     lines = []
     for path in DOCS:
         if not path.exists():
             continue
-        in_code = False
+        fence: str | None = None  # the language of the open code block
         pending = ""
         for raw in path.read_text().splitlines():
             if raw.strip().startswith("```"):
-                in_code = not in_code
+                fence = raw.strip()[3:] if fence is None else None
                 continue
-            if in_code:
+            if fence in ("bash", "sh", "shell"):
                 pending += raw.rstrip("\\").rstrip() + " " if raw.endswith("\\") else raw
                 if not raw.endswith("\\"):
                     lines.append((path.name, pending))
@@ -288,7 +290,11 @@ def commands_in_text(line: str) -> dict[str, list[list[str]]]:
 
 def all_invocations() -> dict[str, list[tuple[str, list[str]]]]:
     """Every synthweb/faust/scrapy invocation in the deployment files and deploy docs, with where it is."""
-    found: dict[str, list[tuple[str, list[str]]]] = {"synthweb": list(synthweb_image_commands()), "faust": [], "scrapy": []}
+    found: dict[str, list[tuple[str, list[str]]]] = {
+        "synthweb": list(synthweb_image_commands()),
+        "faust": [],
+        "scrapy": [],
+    }
     texts = [(p.name, line) for p in [*infra_yaml_files(), *dockerfiles()] for line in p.read_text().splitlines()]
     texts += doc_code_lines()
     for where, line in texts:
@@ -325,6 +331,17 @@ def grafana_queries() -> list[tuple[str, str]]:
         for var in dashboard["templating"]["list"]:
             if var["type"] == "query":
                 found.append((f"{path.name} variable {var['name']}", var["query"]))
+    return found
+
+
+def doc_sql_statements() -> list[tuple[str, str]]:
+    """(file name, statement) of the ```sql blocks of the deploy docs."""
+    found = []
+    for path in DOCS:
+        if path.exists():
+            for block in re.findall(r"```sql\n(.*?)```", path.read_text(), re.DOTALL):
+                script = re.sub(r"--[^\n]*", "", block)
+                found.extend((path.name, s.strip()) for s in script.split(";") if s.strip())
     return found
 
 

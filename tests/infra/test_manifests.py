@@ -27,6 +27,7 @@ from infra_checks import (
     commands_in_text,
     compose,
     console_scripts,
+    doc_sql_statements,
     dockerfile_instruction,
     dockerfiles,
     env_names_in_deployment,
@@ -112,7 +113,9 @@ def test_commands_are_found_in_shell_lines():
     line = "kubectl -n synthweb exec deploy/x -- synthweb sql 'SELECT 1' | head  # synthweb fake"
     assert commands_in_text(line)["synthweb"] == [["sql", "SELECT 1"]]
     assert commands_in_text("docker build -t synthweb .")["synthweb"] == []
-    assert commands_in_text("faust -A stream.app worker -l info")["faust"] == [["-A", "stream.app", "worker", "-l", "info"]]
+    assert commands_in_text("faust -A stream.app worker -l info")["faust"] == [
+        ["-A", "stream.app", "worker", "-l", "info"]
+    ]
 
 
 def test_faust_app_named_in_the_deployment_exists():
@@ -203,6 +206,8 @@ def test_grafana_sql_names_only_existing_tables():
         named = sql_tables(sql)
         assert named, where
         assert named <= tables, f"{where} names {named - tables}"
+    for where, sql in doc_sql_statements():
+        assert sql_tables(sql) <= tables, f"{where}: {sql}"
     assert sql_tables("SELECT 1 FROM no_such_table") - tables == {"no_such_table"}
 
 
@@ -228,6 +233,7 @@ def test_grafana_queries_run_and_agree_with_synthweb_report(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     queries = result["queries"]
+    assert len([k for k in queries if k.startswith("README.md")]) == 4
     assert all(queries.values()), [k for k, v in queries.items() if not v]
     per_snapshot = {r["snapshot"]: r for r in next(v for k, v in queries.items() if "per snapshot" in k)}
     assert len(per_snapshot) == 2
