@@ -72,8 +72,7 @@ SYNTHWEB_MAX_MESSAGE_BYTES = 12 * 1024 * 1024
 SYNTHWEB_CRAWLER_GROUP = "synthweb-crawlers"
 # A crawler must finish one site within this long, or its job is handed to another crawler.
 SYNTHWEB_MAX_JOB_SECONDS = int(os.environ.get("SYNTHWEB_MAX_JOB_SECONDS", "1800"))
-# Pages per stream.take() batch in the Faust worker; GPU workers score bigger batches faster.
-SYNTHWEB_WORKER_BATCH_SIZE = int(os.environ.get("SYNTHWEB_WORKER_BATCH_SIZE", "64"))
+SYNTHWEB_WORKER_BATCH_SIZE = 64  # pages per stream.take() batch in the Faust worker
 SYNTHWEB_WORKER_BATCH_SECONDS = 2.0  # ... or fewer when this long passes
 SYNTHWEB_WORKER_WEB_PORT = int(os.environ.get("SYNTHWEB_WORKER_WEB_PORT", "6066"))
 # Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -191,10 +192,27 @@ def test_topics_match_the_settings_defaults():
             if setting in service.get("environment", {}):
                 assert service["environment"][setting] == defaults[setting], name
     init = "\n".join(services["init-topics"]["command"])
-    created = set(init.split("for topic in ", 1)[1].split(";", 1)[0].split())
-    assert created == topics
+    created = dict(re.findall(r"^\s*create (\S+)(.*)$", init, re.MULTILINE))
+    assert set(created) == topics
     settings_map = k8s_object("ConfigMap", "synthweb-settings")["data"]
     assert {settings_map[s] for s in TOPIC_SETTINGS} == topics
+
+
+def test_init_topics_create_the_topic_configs_of_the_code():
+    """Fails on a branch without stream/topics.py (it comes with the worker work)."""
+    from stream.topics import topic_configs
+
+    from synthweb.config import load_settings
+
+    expected = topic_configs(load_settings())
+    init = "\n".join(compose()["services"]["init-topics"]["command"])
+    created = {
+        name: dict(re.findall(r"--config (\S+)=(\S+)", rest))
+        for name, rest in re.findall(r"^\s*create (\S+)(.*)$", init, re.MULTILINE)
+    }
+    assert created == expected
+    broker_max = int(compose()["services"]["kafka"]["environment"]["KAFKA_MESSAGE_MAX_BYTES"])
+    assert broker_max >= max(int(c.get("max.message.bytes", 0)) for c in expected.values())
 
 
 def test_grafana_sql_names_only_existing_tables():
