@@ -77,7 +77,9 @@ def em(hist, human, machine, threshold_bin: int, n_human=1000.0, n_machine=1000.
         mid = (low + high) / 2
         rising = slope(mid) > 0
         low, high = np.where(rising, mid, low), np.where(rising, high, mid)
-    return np.clip((low + high) / 2, 0.0, 1.0)
+    # The likelihood peaks on a boundary when its slope there points outwards.
+    at_zero, at_one = slope(np.zeros(len(hist))) <= 0, slope(np.ones(len(hist))) >= 0
+    return np.where(at_zero, 0.0, np.where(at_one, 1.0, np.clip((low + high) / 2, 0.0, 1.0)))
 
 
 def _coarsen(a: np.ndarray, resolution: int) -> np.ndarray:
@@ -101,7 +103,11 @@ def _hellinger_share(hist, human, machine) -> np.ndarray:
         c_new, d_new = b - ratio * (b - a), a + ratio * (b - a)
         c, d = np.where(left, c_new, d), np.where(left, c, d_new)
         fc, fd = np.where(left, loss(c), fd), np.where(left, fc, loss(d))
-    return (a + b) / 2
+    share = (a + b) / 2
+    # Golden section never evaluates the ends; a minimum there is a share of exactly 0 or 1.
+    zero, one = np.zeros(len(hist)), np.ones(len(hist))
+    share = np.where(loss(zero) <= loss(share), 0.0, share)
+    return np.where(loss(one) <= loss(share), 1.0, share)
 
 
 def hdy(hist, human, machine, threshold_bin: int) -> np.ndarray:
