@@ -32,6 +32,7 @@ class Estimate:
     method: str
     n: int
     naive: float | None = None  # classify-and-count, uncorrected, shown for comparison
+    note: str | None = None  # why there is no share
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,8 +108,11 @@ def estimate_histogram(
     k = calibration.threshold_bin
     tpr = machine_counts[k:].sum() / n_machine
     fpr = human_counts[k:].sum() / n_human
-    if method == "acc" and tpr - fpr <= 0:
-        raise ValueError("detector calibration has TPR <= FPR at its threshold; it cannot estimate shares")
+    naive = float(hist[k:].sum() / n)
+    if method != "cc" and tpr - fpr <= 0:
+        # Human texts here score like machine texts: no correction can separate them.
+        note = f"human reference FPR {fpr:.3f} >= TPR {tpr:.3f}: the detector cannot tell the classes apart here"
+        return Estimate(None, None, None, method, n, naive=naive, note=note)
 
     def run(h, u, m):
         return quantify.shares(method, h, u, m, k, n_human=n_human, n_machine=n_machine)
@@ -121,7 +125,6 @@ def estimate_histogram(
         quantify.dirichlet_draws(rng, machine_counts, DRAWS),
     )
     low, high = np.quantile(draws, [0.025, 0.975])
-    naive = float(hist[k:].sum() / n)
     # The interval must contain the point estimate even where clipping skews the draws.
     return Estimate(share, float(min(low, share)), float(max(high, share)), method, n, naive=naive)
 

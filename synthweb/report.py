@@ -93,6 +93,8 @@ def share_report(
             naive_share=estimate.naive,
             method=estimate.method,
         )
+        if estimate.note:
+            entry["note"] = estimate.note
         if fpr_from == "control":
             entry["fpr_source"] = reference[2] if reference else "lab"
         report.append(entry)
