@@ -57,6 +57,7 @@ def db(tmp_path_factory):
     pages = [page("drift.example", i, s, "2019-06-01") for i, s in enumerate(high)]
     pages += [page("drift.example", 1000 + i, s, "2024-03-01") for i, s in enumerate(high[::2])]
     pages += [page("steady.example", i, s, "2020-01-01") for i, s in enumerate(lab_like_scores(150))]
+    pages += [page("new.example", i, s, "2024-03-01") for i, s in enumerate(lab_like_scores(20))]  # no control
     pages += [page("steady.example", 1000 + i, 0.3, "2024-03-01", excluded="short") for i in range(3)]
     pages += [page("steady.example", 2000 + i, 0.3, "2024-03-01", excluded="unsupported_lang") for i in range(2)]
     fill = subprocess.run([sys.executable, "-c", FILL, dsn], input=json.dumps(pages), capture_output=True, text=True)
@@ -86,7 +87,11 @@ def test_fpr_from_control_corrects_the_drifting_stratum(db):
     assert lab["drift.example"]["share"] > 0.5
     assert control["drift.example"]["share"] < 0.05 and control["drift.example"]["fpr_source"] == "control"
     assert control["drift.example"]["ci_low"] <= 1e-9
-    assert control["steady.example"]["fpr_source"] == "control"
+    assert control["steady.example"]["fpr_source"] == "control" and control["new.example"]["fpr_source"] == "lab"
+    (overall,) = report(db, "--method", "acc", "--fpr-from", "control")
+    assert overall["fpr_source"] == "control+lab"  # a group spanning strata mixes their references
+    (overall_lab,) = report(db, "--method", "acc")
+    assert overall["share"] < overall_lab["share"] - 0.2
     assert abs(control["steady.example"]["share"] - lab["steady.example"]["share"]) < 0.1
 
 
@@ -130,7 +135,7 @@ def test_every_method_runs_on_the_aggregates(db):
     for method in methods:
         row = rows[method]
         assert row["method"] == method and 0.0 <= row["ci_low"] <= row["share"] <= row["ci_high"] <= 1.0
-        assert row["naive_share"] == rows["cc"]["share"]
+        assert row["naive_share"] == pytest.approx(rows["cc"]["share"])
     assert len({round(rows[m]["share"], 6) for m in methods}) > 2  # the methods do differ
 
 
