@@ -225,8 +225,8 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
 
 
 PERCENT = {"share", "ci_low", "ci_high", "naive_share", "control_rate", "lab_fpr"}
-NUMERIC = PERCENT | {"pages", "documents", "excluded", "control_documents", "n_human", "n_machine", "auroc"}
-NUMERIC |= {"tpr@1%fpr", "tpr@5%fpr", "min_words"}
+COUNTS = {"pages", "documents", "excluded", "control_documents", "n_human", "n_machine", "min_words"}
+NUMERIC = PERCENT | COUNTS | {"auroc", "tpr@1%fpr", "tpr@5%fpr"}
 
 
 def render_table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
