@@ -1,4 +1,4 @@
-"""The `synthweb` command line: run, report, sql, score, estimate, crawler, worker, snapshot."""
+"""The `synthweb` command line: run, report, sql, score, estimate, detectors, crawler, worker, snapshot."""
 
 from __future__ import annotations
 
@@ -13,6 +13,17 @@ from typing import TextIO
 from synthweb.config import load_settings
 
 REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share"]
+CONTROL_COLUMNS = [
+    "domain",
+    "lang",
+    "control_documents",
+    "control_rate",
+    "ci_low",
+    "ci_high",
+    "lab_fpr",
+    "drift",
+    "used",
+]
 
 
 class CliError(Exception):
@@ -30,6 +41,17 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
 
 def _detector_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", default=None, help="detector name or directory (default: lexical)")
+
+
+def _method_option(parser: argparse.ArgumentParser) -> None:
+    from synthweb.estimate import DEFAULT_METHOD, METHODS
+
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default=DEFAULT_METHOD,
+        help=f"share estimator (default {DEFAULT_METHOD}, the best on held-out mixtures; see docs/estimation.md)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="machine-written share per slice, with 95%% intervals")
     report.add_argument("--by", default="", metavar="DIMS", help="comma-separated: domain,tld,lang,year,month,snapshot")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    _method_option(report)
+    report.add_argument(
+        "--fpr-from",
+        choices=["lab", "control"],
+        default="lab",
+        help="human score distribution: the detector's calibration (lab), or per (domain, lang) the pages "
+        "published before 2022-12-01 where a stratum has at least 100 of them (control)",
+    )
+    report.add_argument(
+        "--control",
+        action="store_true",
+        help="show the pre-LLM control group per (domain, lang): its positive rate beside the lab FPR, flagging drift",
+    )
     _db_option(report)
     _detector_option(report)
 
@@ -74,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     estimate = sub.add_parser("estimate", help="machine-written share of the texts in a JSON-lines file")
     estimate.add_argument("file", metavar="FILE.jsonl|-")
+    _method_option(estimate)
     _detector_option(estimate)
 
     fleet = sub.add_parser("crawler", help="join the crawler fleet: crawl jobs from Kafka, send pages to pages.raw")
@@ -84,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument(
         "-s", "--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting (repeatable)"
     )
+    from detectors.cli import add_parser as add_detectors_parser
+
+    add_detectors_parser(sub)
     return parser
 
 
@@ -175,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from synthweb.report import parse_dimensions, render_table, share_report, to_csv, to_json
+    from synthweb.report import control_report, parse_dimensions, render_table, share_report, to_csv, to_json
 
     try:
         dims = parse_dimensions(args.by)
@@ -183,14 +222,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     settings = _settings(args)
     detector = _load_detector(settings)
-    rows = share_report(_open_store(settings), detector, dims)
-    columns = [*dims, *REPORT_COLUMNS]
+    store = _open_store(settings)
+    if args.control:
+        rows = control_report(store, detector)
+        if args.format == "json":
+            print(to_json(rows))
+        elif args.format == "csv":
+            print(to_csv(rows, CONTROL_COLUMNS), end="")
+        else:
+            title = f"pre-LLM control (published before 2022-12-01), detector {detector.name} v{detector.version}"
+            render_table(rows, CONTROL_COLUMNS, title=title)
+        return 0
+    rows = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
+    columns = [*dims, *REPORT_COLUMNS, *(["fpr_source"] if args.fpr_from == "control" else [])]
     if args.format == "json":
         print(to_json(rows))
     elif args.format == "csv":
         print(to_csv(rows, columns), end="")
     else:
-        render_table(rows, columns, title=f"machine-written share, detector {detector.name} v{detector.version}")
+        title = f"machine-written share ({args.method}), detector {detector.name} v{detector.version}"
+        render_table(rows, columns, title=title)
     return 0
 
 
@@ -262,7 +313,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         excluded += len(texts) - len(kept)
         if kept:
             scores.extend(detector.score(kept))
-    estimate = estimate_scores(scores, Calibration.from_dict(detector.calibration))
+    estimate = estimate_scores(scores, Calibration.from_dict(detector.calibration), method=args.method)
     print(json.dumps({**estimate.to_dict(), "excluded": excluded, "min_words": detector.min_words}))
     return 0
 
@@ -327,6 +378,12 @@ def cmd_crawler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detectors(args: argparse.Namespace) -> int:
+    from detectors.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
@@ -336,6 +393,7 @@ COMMANDS = {
     "crawler": cmd_crawler,
     "worker": cmd_worker,
     "snapshot": cmd_snapshot,
+    "detectors": cmd_detectors,
 }
 
 

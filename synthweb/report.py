@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 import numpy as np
 
-from synthweb.estimate import Calibration, adjusted_count
+from synthweb.estimate import DEFAULT_METHOD, Calibration, estimate_histogram
 from synthweb.store import Store
 
 # SQL for each dimension a report can group by; unknown publication dates stay NULL.
@@ -33,38 +33,174 @@ def parse_dimensions(text: str) -> list[str]:
     return list(dict.fromkeys(dims))
 
 
-def share_report(store: Store, detector, dims: list[str]) -> list[dict]:
-    """One row per group: the dims, pages, documents, excluded, and the ACC share with its interval."""
+CONTROL_BEFORE = "2022-12-01"  # pages published before ChatGPT's release: a human baseline
+CONTROL_MIN_DOCUMENTS = 100  # a stratum's control replaces the lab FPR only with at least this many documents
+_CONTROL = f"day != toDate(0) AND day < toDate('{CONTROL_BEFORE}')"
+_DETECTOR = "detector = {detector:String} AND detector_version = {version:String}"
+
+
+def _calibration(detector) -> Calibration:
     calibration = Calibration.from_dict(detector.calibration)
     if calibration.bins != BINS:
         raise ValueError(f"detector {detector.name} calibrates on {calibration.bins} bins; the store keeps {BINS}")
-    select = [f"{DIMENSIONS[d]} AS `{d}`" for d in dims]
-    group = f"GROUP BY {', '.join(f'`{d}`' for d in dims)} ORDER BY {', '.join(f'`{d}`' for d in dims)}"
+    return calibration
+
+
+def _grouping(dims: list[str], extra: tuple[str, ...] = ()) -> tuple[list[str], str]:
+    select = [f"{DIMENSIONS[d]} AS `{d}`" for d in dims] + [f"{e} AS `_{e}`" for e in extra]
+    keys = [f"`{d}`" for d in dims] + [f"`_{e}`" for e in extra]
+    return select, (f"GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}" if keys else "")
+
+
+def share_report(
+    store: Store, detector, dims: list[str], method: str = DEFAULT_METHOD, fpr_from: str = "lab"
+) -> list[dict]:
+    """One row per group: the dims, pages, documents, excluded (with reasons), and the share with its interval.
+
+    `fpr_from="control"` takes the human score distribution of each (domain, lang) stratum from its
+    pre-LLM pages where it has at least CONTROL_MIN_DOCUMENTS of them (the lab's elsewhere), mixed
+    by the group's documents per stratum.
+    """
+    if fpr_from not in ("lab", "control"):
+        raise ValueError(f"fpr_from must be 'lab' or 'control', not {fpr_from!r}")
+    calibration = _calibration(detector)
+    params = {"detector": detector.name, "version": detector.version}
+    select, group = _grouping(dims)
     sql = (
         f"SELECT {', '.join(select + [''])}sum(pages), sum(excluded), uniqExactMerge(documents), "
-        f"uniqExactResampleMerge(0, {BINS}, 1)(hist) FROM page_stats "
-        "WHERE detector = {detector:String} AND detector_version = {version:String} " + (group if dims else "")
+        f"uniqExactResampleMerge(0, {BINS}, 1)(hist) FROM page_stats WHERE {_DETECTOR} {group}"
     )
-    _, rows = store.query(sql, {"detector": detector.name, "version": detector.version})
+    _, rows = store.query(sql, params)
+    reasons = _exclusions(store, dims, params)
+    references = _control_references(store, dims, params, calibration) if fpr_from == "control" else {}
     report = []
     for row in rows:
         *keys, pages, excluded, documents, hist = row
         if not dims and pages == 0:
             continue
-        estimate = adjusted_count(np.asarray(hist), calibration)
+        key = tuple(keys)
+        reference = references.get(key)
+        estimate = estimate_histogram(np.asarray(hist), calibration, method, human=reference[:2] if reference else None)
         entry = dict(zip(dims, keys, strict=True))
         entry.update(
             pages=int(pages),
             documents=int(documents),
             excluded=int(excluded),
+            excluded_by=reasons.get(key, {}),
             share=estimate.share,
             ci_low=estimate.ci_low,
             ci_high=estimate.ci_high,
             naive_share=estimate.naive,
             method=estimate.method,
         )
+        if estimate.note:
+            entry["note"] = estimate.note
+        if fpr_from == "control":
+            entry["fpr_source"] = reference[2] if reference else "lab"
         report.append(entry)
     return report
+
+
+def _exclusions(store: Store, dims: list[str], params: dict) -> dict[tuple, dict[str, int]]:
+    select, group = _grouping(dims, ("reason",))
+    _, rows = store.query(
+        f"SELECT {', '.join(select)}, sum(pages) FROM page_exclusions WHERE {_DETECTOR} {group}", params
+    )
+    out: dict[tuple, dict[str, int]] = {}
+    for *keys, reason, pages in rows:
+        out.setdefault(tuple(keys), {})[reason] = int(pages)
+    return out
+
+
+def _control_strata(store: Store, params: dict) -> dict[tuple, np.ndarray]:
+    """Histogram of the pre-LLM documents of each (domain, lang) stratum."""
+    _, rows = store.query(
+        f"SELECT domain, lang, uniqExactResampleMerge(0, {BINS}, 1)(hist) FROM page_stats "
+        f"WHERE {_DETECTOR} AND {_CONTROL} GROUP BY domain, lang",
+        params,
+    )
+    return {(d, lang): np.asarray(h, dtype=float) for d, lang, h in rows}
+
+
+def _control_references(store: Store, dims: list[str], params: dict, calibration: Calibration) -> dict:
+    """Per group: (human reference histogram, its effective documents, source) from control strata and lab.
+
+    A group spanning strata gets sum_s w_s p_s, with w_s its share of documents in stratum s and p_s the
+    stratum's control distribution (or the lab's); its effective size 1 / sum(W^2 / n) treats the lab
+    as one sample, so the bootstrap spreads the reference as much as its sources warrant.
+    """
+    control = {s: h for s, h in _control_strata(store, params).items() if h.sum() >= CONTROL_MIN_DOCUMENTS}
+    if not control:
+        return {}
+    lab = calibration.hist_human.astype(float)
+    select, group = _grouping(dims, ("domain", "lang"))
+    _, rows = store.query(
+        f"SELECT {', '.join(select)}, uniqExactMerge(documents) FROM page_stats WHERE {_DETECTOR} {group}", params
+    )
+    weights: dict[tuple, dict] = {}
+    for *keys, domain, lang, documents in rows:
+        if documents:
+            weights.setdefault(tuple(keys), {})[(domain, lang)] = float(documents)
+    references = {}
+    for key, strata in weights.items():
+        total = sum(strata.values())
+        mixed, variance, lab_weight = np.zeros(BINS), 0.0, 0.0
+        for stratum, documents in strata.items():
+            w = documents / total
+            if stratum in control:
+                mixed += w * control[stratum] / control[stratum].sum()
+                variance += w * w / control[stratum].sum()
+            else:
+                mixed += w * lab / lab.sum()
+                lab_weight += w
+        if not any(stratum in control for stratum in strata):
+            continue
+        variance += lab_weight**2 / lab.sum()
+        source = "control" if all(stratum in control for stratum in strata) else "control+lab"
+        references[key] = (mixed, 1.0 / variance, source)
+    return references
+
+
+def control_report(store: Store, detector) -> list[dict]:
+    """Per (domain, lang): the pre-LLM pages' positive rate, its Wilson 95% interval, and the lab FPR.
+
+    `drift` flags strata whose lab FPR lies outside the control's interval: the detector's false-positive
+    rate there is not the one it was calibrated with.
+    """
+    calibration = _calibration(detector)
+    k = calibration.threshold_bin
+    tp, n_machine, fp, n_human = calibration.rates()
+    lab_fpr = fp / n_human
+    params = {"detector": detector.name, "version": detector.version}
+    report = []
+    for (domain, lang), hist in sorted(_control_strata(store, params).items()):
+        n = int(hist.sum())
+        if n == 0:
+            continue
+        positives = int(hist[k:].sum())
+        low, high = wilson(positives, n)
+        report.append(
+            dict(
+                domain=domain,
+                lang=lang,
+                control_documents=n,
+                control_rate=positives / n,
+                ci_low=low,
+                ci_high=high,
+                lab_fpr=lab_fpr,
+                drift=not (low <= lab_fpr <= high),
+                used=n >= CONTROL_MIN_DOCUMENTS,
+            )
+        )
+    return report
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval for a binomial proportion k / n."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def _plain(value):
@@ -88,6 +224,11 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     return out.getvalue()
 
 
+PERCENT = {"share", "ci_low", "ci_high", "naive_share", "control_rate", "lab_fpr"}
+COUNTS = {"pages", "documents", "excluded", "control_documents", "n_human", "n_machine", "min_words"}
+NUMERIC = PERCENT | COUNTS | {"auroc", "tpr@1%fpr", "tpr@5%fpr"}
+
+
 def render_table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
     """Print an aligned table for people (shares as percentages)."""
     from rich.console import Console
@@ -95,18 +236,23 @@ def render_table(rows: list[dict], columns: list[str], title: str | None = None)
 
     table = Table(title=title, header_style="bold")
     for column in columns:
-        numeric = column in {"pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share"}
+        numeric = column in NUMERIC
         table.add_column(column, justify="right" if numeric else "left")
     for row in rows:
-        table.add_row(*(_cell(column, row.get(column)) for column in columns))
+        table.add_row(*(_cell(column, row.get(column), row) for column in columns))
     Console(width=200).print(table)
 
 
-def _cell(column: str, value) -> str:
+def _cell(column: str, value, row: dict | None = None) -> str:
     if value is None:
         return "—"
-    if column in {"share", "ci_low", "ci_high", "naive_share"}:
+    if column in PERCENT:
         return f"{100 * value:.1f}%"
+    if column == "excluded" and row and row.get("excluded_by"):
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(row["excluded_by"].items()))
+        return f"{value} ({reasons})"
+    if isinstance(value, bool):
+        return "DRIFT" if column == "drift" and value else ("yes" if value else "no")
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(_plain(value))

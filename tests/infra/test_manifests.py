@@ -201,7 +201,6 @@ def test_topics_match_the_settings_defaults():
 def test_init_topics_create_the_topic_configs_of_the_code():
     """Fails on a branch without stream/topics.py (it comes with the worker work)."""
     from stream.topics import topic_configs
-
     from synthweb.config import load_settings
 
     expected = topic_configs(load_settings())

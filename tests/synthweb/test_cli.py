@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from synthweb.cli import main
+from synthweb.estimate import DEFAULT_METHOD
 
 
 def synthweb(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -57,8 +58,13 @@ def test_estimate_prints_one_object(tmp_path, capsys):
     assert main(["estimate", str(path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"share", "ci_low", "ci_high", "method", "n"} <= set(result)
-    assert result["n"] == 10 and result["excluded"] == 1 and result["method"] == "acc"
+    assert result["n"] == 10 and result["excluded"] == 1 and result["method"] == DEFAULT_METHOD
     assert 0.0 <= result["ci_low"] <= result["share"] <= result["ci_high"] <= 1.0
+    assert main(["estimate", str(path), "--method", "hdy"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "hdy"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["estimate", str(path), "--method", "median"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_unknown_detector_is_a_clear_error(tmp_path, capsys):

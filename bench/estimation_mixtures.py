@@ -1,0 +1,184 @@
+"""Error of each estimation method on mixtures of known machine-written share.
+
+    python bench/estimation_mixtures.py [--detector lexical] [--reps 25] [--out bench/estimation_mixtures.json]
+
+Texts come from the detector's calibration split of ../shared/data/detect/fast-detect-gpt (article
+groups never used in training). That split is halved by group: one half rebuilds the calibration
+histograms (same 50 bins and threshold rule as detectors/train.py), the other half is the pool
+the mixtures are drawn from; then the halves swap (2 folds). Mixtures have shares 0-60% and
+n = 200 and 500 documents (drawn without replacement) and n = 1000 (with replacement: the pool
+holds ~640 human texts). A second table draws each mixture from ONE domain of the pool while the
+calibration mixes all three (n = 100): the domain shift every real slice of the web has.
+
+If QuaPy is importable (PYTHONPATH=/path/to/quapy), its PACC/EMQ/HDy on per-document scores are
+scored too, as a cross-check of what a library on raw scores (which the store does not keep) gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("SYNTHWEB_ORT_PROVIDERS", "CPUExecutionProvider")
+
+from detectors.data import load_records, split_groups  # noqa: E402
+from detectors.runtime import load_detector  # noqa: E402
+from synthweb.estimate import METHODS, Calibration, estimate_histogram, histogram  # noqa: E402
+
+SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+SIZES = ((200, False), (500, False), (1000, True))  # (n, with replacement)
+BINS = 50
+DOMAIN_N = 100  # the smallest per-domain pool (squad, one half) holds ~140 human texts
+
+
+def calibration_from(scores: np.ndarray, labels: np.ndarray) -> Calibration:
+    hist_h, hist_m = histogram(scores[labels == 0], BINS), histogram(scores[labels == 1], BINS)
+    tpr = np.cumsum(hist_m[::-1])[::-1] / hist_m.sum()
+    fpr = np.cumsum(hist_h[::-1])[::-1] / hist_h.sum()
+    k = int(np.argmax(tpr - fpr))
+    return Calibration(bins=BINS, hist_human=hist_h, hist_machine=hist_m, threshold=k / BINS)
+
+
+def half(group: str) -> int:
+    return int(hashlib.sha1(f"mixture:{group}".encode()).hexdigest()[:8], 16) % 2
+
+
+def quapy_methods(cal_scores, cal_labels):
+    """QuaPy PACC, EMQ and HDy fitted on per-document calibration scores, or {} without QuaPy."""
+    try:
+        import quapy as qp
+        from quapy.method.aggregative import EMQ, PACC, HDy
+    except ImportError:
+        return {}
+
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Fixed(ClassifierMixin, BaseEstimator):  # a "classifier" whose posteriors are the detector's scores
+        def __init__(self):
+            self.classes_ = np.array([0, 1])
+
+        def fit(self, X, y):
+            return self
+
+        def predict_proba(self, X):
+            s = np.asarray(X, dtype=float).reshape(-1)
+            return np.c_[1 - s, s]
+
+    qp.environ["SAMPLE_SIZE"] = 100
+    methods = {}
+    for name, cls in (("quapy-pacc", PACC), ("quapy-emq", EMQ), ("quapy-hdy", HDy)):
+        q = cls(Fixed(), fit_classifier=False, val_split=None) if cls is not EMQ else cls(Fixed(), fit_classifier=False)
+        posteriors = Fixed().predict_proba(cal_scores)
+        if cls is EMQ:
+            q.train_prevalence = np.array([np.mean(cal_labels == 0), np.mean(cal_labels == 1)])
+        q.aggregation_fit(posteriors, cal_labels)
+        methods[name] = lambda s, q=q: float(q.aggregate(Fixed().predict_proba(s))[1])
+    return methods
+
+
+def run_cell(rng, pool_h, pool_m, share, n, replace, cal, extra, reps) -> dict[str, list]:
+    out: dict[str, list] = {m: [] for m in (*METHODS, *extra)}
+    k = int(round(share * n))
+    for _ in range(reps):
+        scores = np.concatenate([rng.choice(pool_m, k, replace=replace), rng.choice(pool_h, n - k, replace=replace)])
+        hist = histogram(scores, BINS)
+        for method in METHODS:
+            e = estimate_histogram(hist, cal, method)
+            out[method].append((e.share - share, e.ci_low <= share <= e.ci_high, e.ci_high - e.ci_low))
+        for name, fn in extra.items():
+            out[name].append((fn(scores) - share, None, None))
+    return out
+
+
+def summarise(errors: dict[str, list]) -> dict[str, dict]:
+    table = {}
+    for method, rows in errors.items():
+        err = np.array([r[0] for r in rows])
+        covered = [r[1] for r in rows if r[1] is not None]
+        widths = [r[2] for r in rows if r[2] is not None]
+        table[method] = {
+            "max_abs": round(float(np.abs(err).max()), 4),
+            "mean_abs": round(float(np.abs(err).mean()), 4),
+            "bias": round(float(err.mean()), 4),
+            "coverage": round(float(np.mean(covered)), 3) if covered else None,
+            "mean_width": round(float(np.mean(widths)), 4) if widths else None,
+            "runs": len(rows),
+        }
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--detector", default="lexical")
+    ap.add_argument("--reps", type=int, default=25, help="mixtures per (fold, share, size)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "estimation_mixtures.json")
+    args = ap.parse_args()
+    t0 = time.time()
+    detector = load_detector(args.detector)
+    records = load_records()
+    _, calib_groups = split_groups(records, holdout=0.2, salt="calib")
+    calib = [r for r in records if r.group in calib_groups]
+    scores = detector.score([r.text for r in calib])
+    labels = np.array([r.label for r in calib])
+    halves = np.array([half(r.group) for r in calib])
+    domains = np.array([r.domain for r in calib])
+    rng = np.random.default_rng(7)
+    results: dict[str, dict] = {"by_size": {}, "by_domain": {}}
+    pooled: dict[str, dict[str, list]] = {}
+    for fold in (0, 1):
+        fit, pool = halves == fold, halves != fold
+        cal = calibration_from(scores[fit], labels[fit])
+        extra = quapy_methods(scores[fit], labels[fit])
+        for n, replace in SIZES:
+            key = f"n={n}" + (" (with replacement)" if replace else "")
+            cell = pooled.setdefault(key, {})
+            for share in SHARES:
+                errs = run_cell(
+                    rng, scores[pool & (labels == 0)], scores[pool & (labels == 1)], share, n, replace, cal, extra,
+                    args.reps,
+                )  # fmt: skip
+                for m, rows in errs.items():
+                    cell.setdefault(m, []).extend(rows)
+            print(f"fold {fold} {key} done ({time.time() - t0:.0f}s)", flush=True)
+        for domain in sorted(set(domains)):
+            key = f"domain={domain}, n={DOMAIN_N}"
+            cell = pooled.setdefault(key, {})
+            sel = pool & (domains == domain)
+            for share in SHARES:
+                errs = run_cell(
+                    rng, scores[sel & (labels == 0)], scores[sel & (labels == 1)], share, DOMAIN_N, False, cal, extra,
+                    max(4, args.reps // 3),
+                )  # fmt: skip
+                for m, rows in errs.items():
+                    cell.setdefault(m, []).extend(rows)
+        print(f"fold {fold} domains done ({time.time() - t0:.0f}s)", flush=True)
+    for key, errors in pooled.items():
+        results["by_domain" if key.startswith("domain=") else "by_size"][key] = summarise(errors)
+    same = [m for k, m in pooled.items() if not k.startswith("domain=")]
+    results["overall_same_distribution"] = summarise({m: sum((c[m] for c in same), []) for m in same[0]})
+    shifted = [m for k, m in pooled.items() if k.startswith("domain=")]
+    results["overall_domain_shift"] = summarise({m: sum((c[m] for c in shifted), []) for m in shifted[0]})
+    results["setup"] = {
+        "detector": f"{detector.name} v{detector.version}",
+        "calibration_split_texts": len(calib),
+        "shares": SHARES,
+        "reps_per_cell": args.reps,
+        "seconds": round(time.time() - t0),
+    }
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    for section in ("overall_same_distribution", "overall_domain_shift"):
+        print(f"\n{section}")
+        for m, row in results[section].items():
+            print(f"  {m:11s} {row}")
+
+
+if __name__ == "__main__":
+    main()
