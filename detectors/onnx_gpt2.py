@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.runtime import DetectorError
+
 OPSET = 20  # Gelu with the tanh approximation
 # Masked attention logits; finite so a fully masked row (a left pad) gives a uniform row, not NaN.
 MASK_VALUE = -1e9
@@ -26,7 +28,7 @@ EXTERNAL_DATA_BYTES = 1_500_000_000
 GELU_APPROXIMATION = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "gelu": "none"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DetectorError):
     """A checkpoint directory that cannot be read or converted."""
 
 
