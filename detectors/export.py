@@ -74,8 +74,10 @@ def _export_lm(checkpoint: Path, out_file: Path) -> dict:
             shutil.copyfile(data, out_file.parent / data.name)
     else:
         export_gpt2(checkpoint, out_file)
+    positions = config.get("n_positions") or config.get("max_position_embeddings")
     return {
         "checkpoint": checkpoint.name,
+        "context": int(positions) if positions else None,
         "architectures": config.get("architectures"),
         "model_type": config.get("model_type"),
         "name_or_path": config.get("_name_or_path"),
@@ -107,6 +109,9 @@ def export_checkpoint(
     try:
         sources = {"observer": _export_lm(checkpoint, out / "model.onnx")}
         write_tokenizer(checkpoint, out / "tokenizer.json")
+        context = sources["observer"]["context"]
+        if context and max_tokens > context:  # positions past the context have no embedding
+            max_tokens = context
         manifest = {
             "name": name or out.name,
             "version": "1",
@@ -121,6 +126,7 @@ def export_checkpoint(
         if performer is not None:
             performer = Path(performer)
             sources["performer"] = _export_lm(performer, out / "performer.onnx")
+            manifest["max_tokens"] = min(manifest["max_tokens"], sources["performer"]["context"] or max_tokens)
             write_tokenizer(performer, out / "performer-tokenizer.json")
             if not _same_vocab(out / "tokenizer.json", out / "performer-tokenizer.json"):
                 raise DetectorError(f"{checkpoint} and {performer} have different tokenizers; Binoculars needs one")
@@ -151,7 +157,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, languages=tuple(args.languages.split(",")), min_words=args.min_words,
     )  # fmt: skip
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    print(f"wrote {manifest['method']} detector {manifest['name']!r} to {out}")
+    method, name, cut = manifest["method"], manifest["name"], manifest["max_tokens"]
+    print(f"wrote {method} detector {name!r} to {out} (texts cut to {cut} tokens)")
     print(f"calibrate it on labelled texts: synthweb detectors calibrate {out} FILE.jsonl")
     return 0
 

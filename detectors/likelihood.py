@@ -101,7 +101,10 @@ class CausalLM:
 
     def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": ids, "attention_mask": mask, "position_ids": np.maximum(np.cumsum(mask, 1) - 1, 0)}
-        out = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
+        try:
+            out = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
+        except Exception as exc:  # onnxruntime's own error types; e.g. more tokens than the context
+            raise DetectorError(f"{self.file}: causal LM failed on a batch of shape {ids.shape}: {exc}") from exc
         if out.ndim != 3 or out.shape[:2] != ids.shape:
             raise DetectorError(f"{self.file}: first output has shape {out.shape}, expected logits [B, T, V]")
         return out

@@ -68,6 +68,13 @@ def test_export_with_performer_is_binoculars_and_needs_one_tokenizer(tok, tmp_pa
     assert not (tmp_path / "bad").exists()  # nothing half-written is left behind
 
 
+def test_export_caps_max_tokens_at_the_model_context(tok, tmp_path):
+    ckpt = write_gpt2_checkpoint(tmp_path / "ckpt", tok, seed=0)  # context of 64 positions
+    det = load_detector(str(export_checkpoint(ckpt, tmp_path / "det", max_tokens=1000)))
+    assert det.manifest["max_tokens"] == det.scorer.max_tokens == 64
+    assert np.isfinite(det.score([" ".join(SENTENCES * 10)])).all()
+
+
 def test_export_builds_tokenizer_from_vocab_and_merges(tok, tmp_path):
     ckpt = write_gpt2_checkpoint(tmp_path / "ckpt", None, seed=0)
     cfg = json.loads((ckpt / "config.json").read_text()) | {"vocab_size": tok.get_vocab_size()}
