@@ -64,7 +64,8 @@ def write_tokenizer(checkpoint: Path, out_file: Path) -> None:
 
 
 def _export_lm(checkpoint: Path, out_file: Path) -> dict:
-    from detectors.onnx_gpt2 import export_gpt2, read_config
+    from detectors.onnx_gpt2 import export_gpt2
+    from detectors.onnx_lm import read_config
 
     config = read_config(checkpoint)
     kind = checkpoint_kind(config, checkpoint)

@@ -11,7 +11,8 @@ import pytest
 from tiny_lm import SENTENCES, numpy_gpt2_logits, train_tokenizer, write_gpt2_checkpoint
 
 from detectors.export import export_checkpoint, main
-from detectors.onnx_gpt2 import export_gpt2, read_config, read_weights
+from detectors.onnx_gpt2 import export_gpt2
+from detectors.onnx_lm import read_config, read_weights
 from detectors.runtime import DetectorError, load_detector
 
 

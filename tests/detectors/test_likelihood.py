@@ -10,7 +10,7 @@ from tiny_lm import SENTENCES, numpy_gpt2_logits, train_tokenizer, write_gpt2_ch
 
 from detectors.calibrate import calibrate_detector, fit_logistic
 from detectors.export import export_checkpoint
-from detectors.onnx_gpt2 import read_config, read_weights
+from detectors.onnx_lm import read_config, read_weights
 from detectors.runtime import SHIPPED, Detector, DetectorError, load_detector
 from detectors.stage import ScoreStage
 from synthweb.pipeline import Page
