@@ -3,11 +3,12 @@
     synthweb detectors export CHECKPOINT_DIR --out DIR [--name N] [--performer CHECKPOINT_DIR2]
     synthweb detectors calibrate DIR FILE.jsonl
 
-A causal LM (GPT2LMHeadModel: config.json + model.safetensors + tokenizer.json, or vocab.json and
-merges.txt) becomes a zero-shot "likelihood" detector: Fast-DetectGPT with one model, Binoculars with
-a second (performer) model sharing the tokenizer. A checkpoint directory that already holds a
-`model.onnx` of a causal LM (an export without past key values) is used as it is, whatever its
-architecture. Nothing is downloaded. Also runnable as `python -m detectors.export ...`.
+A causal LM (GPT2LMHeadModel, or LLaMA-style: Llama/Mistral/Qwen2ForCausalLM; config.json,
+model.safetensors, tokenizer.json or vocab.json + merges.txt) becomes a zero-shot "likelihood"
+detector: Fast-DetectGPT with one model, Binoculars with a second (performer) model sharing the
+tokenizer. A checkpoint directory that already holds a `model.onnx` of a causal LM (an export
+without past key values) is used as it is, whatever its architecture. Nothing is downloaded.
+Also runnable as `python -m detectors.export ...`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from detectors.runtime import Detector, DetectorError
 
 GPT2_ARCHITECTURES = {"GPT2LMHeadModel", "GPT2Model"}
+LLAMA_ARCHITECTURES = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
+LLAMA_MODEL_TYPES = {"llama", "mistral", "qwen2"}
 SAMPLE_TEXT = "The quick brown fox jumps over the lazy dog, and the dog does not seem to mind at all."
 
 
@@ -39,9 +42,12 @@ def checkpoint_kind(config: dict, checkpoint: Path) -> str:
         return "onnx"
     if model_type == "gpt2" or any(a in GPT2_ARCHITECTURES for a in archs):
         return "gpt2"
+    if model_type in LLAMA_MODEL_TYPES or any(a in LLAMA_ARCHITECTURES for a in archs):
+        return "llama"
     if causal:
         raise DetectorError(
-            f"{checkpoint}: causal LM {described} has no built-in ONNX builder (built in: GPT-2); export it to "
+            f"{checkpoint}: causal LM {described} has no built-in ONNX builder (built in: GPT-2, LLaMA, Mistral, "
+            "Qwen2); export it to "
             "model.onnx (input_ids, attention_mask -> logits, no past key values) into the checkpoint directory"
         )
     raise DetectorError(f"{checkpoint}: cannot export {described}: not a causal LM or sequence classifier")
@@ -65,6 +71,7 @@ def write_tokenizer(checkpoint: Path, out_file: Path) -> None:
 
 def _export_lm(checkpoint: Path, out_file: Path) -> dict:
     from detectors.onnx_gpt2 import export_gpt2
+    from detectors.onnx_llama import export_llama
     from detectors.onnx_lm import read_config
 
     config = read_config(checkpoint)
@@ -73,6 +80,8 @@ def _export_lm(checkpoint: Path, out_file: Path) -> dict:
         shutil.copyfile(checkpoint / "model.onnx", out_file)
         for data in checkpoint.glob("model.onnx*data"):  # external tensors keep their file name
             shutil.copyfile(data, out_file.parent / data.name)
+    elif kind == "llama":
+        export_llama(checkpoint, out_file)
     else:
         export_gpt2(checkpoint, out_file)
     positions = config.get("n_positions") or config.get("max_position_embeddings")

@@ -136,6 +136,7 @@ class GraphKit:
         from onnx import TensorProto
 
         h = self._helper
+        used = {name for n in self.nodes for name in n.input}
         graph = h.make_graph(
             self.nodes,
             name,
@@ -144,7 +145,7 @@ class GraphKit:
                 h.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
             ],
             [h.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "tokens", vocab])],
-            self.inits,
+            [t for t in self.inits if t.name in used],
         )
         model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="synthweb")
         model.ir_version = 9  # readable by onnxruntime >= 1.16

@@ -8,10 +8,18 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tiny_lm import SENTENCES, numpy_gpt2_logits, train_tokenizer, write_gpt2_checkpoint
+from tiny_lm import (
+    SENTENCES,
+    numpy_gpt2_logits,
+    numpy_llama_logits,
+    train_tokenizer,
+    write_gpt2_checkpoint,
+    write_llama_checkpoint,
+)
 
 from detectors.export import export_checkpoint, main
 from detectors.onnx_gpt2 import export_gpt2
+from detectors.onnx_llama import export_llama
 from detectors.onnx_lm import read_config, read_weights
 from detectors.runtime import DetectorError, load_detector
 
@@ -21,11 +29,9 @@ def tok():
     return train_tokenizer()
 
 
-@pytest.mark.parametrize("prefix", ["", "transformer."])  # bare GPT2Model names, and GPT2LMHeadModel's
-def test_gpt2_graph_matches_numpy_reference_with_padding(tok, tmp_path, prefix):
-    ckpt = write_gpt2_checkpoint(tmp_path / "ckpt", tok, seed=3, n_embd=48, n_layer=3, n_head=6, prefix=prefix)
-    export_gpt2(ckpt, tmp_path / "model.onnx")
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+def _assert_graph_matches(tok, onnx_file, reference):
+    """Logits of a right-padded and a left-padded row against the unpadded numpy reference forward."""
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     rows = [tok.encode(s).ids for s in SENTENCES[:3]]
     t = max(map(len, rows)) + 2
     ids, mask = np.zeros((3, t), np.int64), np.zeros((3, t), np.int64)
@@ -34,10 +40,48 @@ def test_gpt2_graph_matches_numpy_reference_with_padding(tok, tmp_path, prefix):
     ids[2, : len(rows[2])], mask[2, : len(rows[2])] = rows[2], 1
     logits = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
     assert logits.shape == (3, t, tok.get_vocab_size()) and np.isfinite(logits).all()
-    config, weights = read_config(ckpt), read_weights(ckpt)
     for got, row in [(logits[0, : len(rows[0])], rows[0]), (logits[1, t - len(rows[1]) :], rows[1])]:
-        ref = numpy_gpt2_logits(config, weights, np.array(row))
+        ref = reference(np.array(row))
         assert np.abs(got - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("prefix", ["", "transformer."])  # bare GPT2Model names, and GPT2LMHeadModel's
+def test_gpt2_graph_matches_numpy_reference_with_padding(tok, tmp_path, prefix):
+    ckpt = write_gpt2_checkpoint(tmp_path / "ckpt", tok, seed=3, n_embd=48, n_layer=3, n_head=6, prefix=prefix)
+    export_gpt2(ckpt, tmp_path / "model.onnx")
+    config, weights = read_config(ckpt), read_weights(ckpt)
+    _assert_graph_matches(tok, tmp_path / "model.onnx", lambda ids: numpy_gpt2_logits(config, weights, ids))
+
+
+@pytest.mark.parametrize(
+    "tied,qkv_bias,kv_heads", [(False, False, 2), (True, True, 4), (False, False, 1)], ids=["gqa", "qwen2-tied", "mqa"]
+)
+def test_llama_graph_matches_numpy_reference_with_padding(tok, tmp_path, tied, qkv_bias, kv_heads):
+    ckpt = write_llama_checkpoint(tmp_path / "ckpt", tok, seed=4, tied=tied, qkv_bias=qkv_bias, kv_heads=kv_heads)
+    export_llama(ckpt, tmp_path / "model.onnx")
+    config, weights = read_config(ckpt), read_weights(ckpt)
+    _assert_graph_matches(tok, tmp_path / "model.onnx", lambda ids: numpy_llama_logits(config, weights, ids))
+
+
+def test_export_llama_observer_with_gpt2_performer_sharing_a_tokenizer(tok, tmp_path, capsys):
+    llama = write_llama_checkpoint(tmp_path / "llama", tok, seed=0)
+    gpt2 = write_gpt2_checkpoint(tmp_path / "gpt2", tok, seed=0)
+    assert main(["export", str(llama), "--out", str(tmp_path / "bino"), "--performer", str(gpt2)]) == 0
+    det = load_detector(str(tmp_path / "bino"))
+    assert det.scorer.method == "binoculars"
+    assert det.manifest["source"]["observer"]["architectures"] == ["LlamaForCausalLM"]
+    scores = det.score(SENTENCES)
+    assert np.isfinite(scores).all() and len(set(scores.round(9))) == len(SENTENCES)
+    cfg = json.loads((llama / "config.json").read_text())
+    (llama / "config.json").write_text(json.dumps(cfg | {"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}))
+    assert "rope_scaling" in _fail(["export", str(llama), "--out", str(tmp_path / "x")], capsys)
+    (llama / "config.json").write_text(json.dumps(cfg))
+    weights = read_weights(llama)
+    del weights["lm_head.weight"]  # untied, but the head is missing
+    from safetensors.numpy import save_file
+
+    save_file(weights, str(llama / "model.safetensors"))
+    assert "no tensor 'lm_head.weight'" in _fail(["export", str(llama), "--out", str(tmp_path / "x")], capsys)
 
 
 def test_export_writes_a_loadable_likelihood_detector(tok, tmp_path, capsys):
@@ -120,7 +164,7 @@ def test_export_errors_are_one_clear_line(tok, tmp_path, capsys):
     assert "sequence classifier" in _fail(["export", str(ckpt), "--out", out], capsys)
     config(architectures=["T5ForConditionalGeneration"], model_type="t5")
     assert "cannot export T5ForConditionalGeneration" in _fail(["export", str(ckpt), "--out", out], capsys)
-    config(architectures=["MistralForCausalLM"], model_type="mistral")
+    config(architectures=["FalconForCausalLM"], model_type="falcon")
     assert "no built-in ONNX builder" in _fail(["export", str(ckpt), "--out", out], capsys)
     (ckpt / "config.json").write_text("{not json")
     assert "unreadable config" in _fail(["export", str(ckpt), "--out", out], capsys)

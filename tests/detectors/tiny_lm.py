@@ -117,3 +117,87 @@ def numpy_gpt2_logits(config: dict, w: dict, ids: np.ndarray) -> np.ndarray:
         h = h + _gelu_tanh(x @ w[b + "mlp.c_fc.weight"] + w[b + "mlp.c_fc.bias"]) @ w[b + "mlp.c_proj.weight"]
         h = h + w[b + "mlp.c_proj.bias"]
     return _layer_norm(h, w["ln_f.weight"], w["ln_f.bias"]) @ w["wte.weight"].T
+
+
+def write_llama_checkpoint(
+    directory: Path, tokenizer, seed: int = 0, tied: bool = False, qkv_bias: bool = False, kv_heads: int = 2
+) -> Path:
+    """A tiny LLaMA-style checkpoint (grouped-query attention; Qwen2-like q/k/v biases when asked)."""
+    from safetensors.numpy import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    d, heads, hd, inner, n_layer, v = 32, 4, 8, 64, 2, tokenizer.get_vocab_size()
+    config = {
+        "architectures": ["Qwen2ForCausalLM" if qkv_bias else "LlamaForCausalLM"],
+        "model_type": "qwen2" if qkv_bias else "llama",
+        "vocab_size": v, "hidden_size": d, "num_hidden_layers": n_layer, "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads, "intermediate_size": inner, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "max_position_embeddings": 64, "tie_word_embeddings": tied, "hidden_act": "silu",
+    }  # fmt: skip
+    rng = np.random.default_rng(seed)
+
+    def r(*shape, scale=0.2):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    w = {"model.embed_tokens.weight": r(v, d, scale=0.5), "model.norm.weight": 1 + r(d, scale=0.1)}
+    for i in range(n_layer):
+        b = f"model.layers.{i}."
+        w |= {
+            b + "input_layernorm.weight": 1 + r(d, scale=0.1),
+            b + "post_attention_layernorm.weight": 1 + r(d, scale=0.1),
+            b + "self_attn.q_proj.weight": r(heads * hd, d), b + "self_attn.k_proj.weight": r(kv_heads * hd, d),
+            b + "self_attn.v_proj.weight": r(kv_heads * hd, d), b + "self_attn.o_proj.weight": r(d, heads * hd),
+            b + "mlp.gate_proj.weight": r(inner, d), b + "mlp.up_proj.weight": r(inner, d),
+            b + "mlp.down_proj.weight": r(d, inner),
+        }  # fmt: skip
+        if qkv_bias:
+            for n, m in (("q", heads), ("k", kv_heads), ("v", kv_heads)):
+                w[b + f"self_attn.{n}_proj.bias"] = r(m * hd, scale=0.1)
+    if not tied:
+        w["lm_head.weight"] = r(v, d, scale=0.5)
+    (directory / "config.json").write_text(json.dumps(config, indent=1))
+    save_file(w, str(directory / "model.safetensors"))
+    tokenizer.save(str(directory / "tokenizer.json"))
+    return directory
+
+
+def numpy_llama_logits(config: dict, w: dict, ids: np.ndarray) -> np.ndarray:
+    """Reference LLaMA forward (HF modeling_llama, eager) for ONE unpadded sequence, in float64."""
+    w = {k: v.astype(np.float64) for k, v in w.items()}
+    d, heads, kvh = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
+    hd, t, eps = d // heads, len(ids), config["rms_norm_eps"]
+
+    def rms(x, weight):
+        return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * weight
+
+    def lin(x, name):
+        y = x @ w[name + ".weight"].T
+        return y + w[name + ".bias"] if name + ".bias" in w else y
+
+    inv_freq = 1.0 / config["rope_theta"] ** (np.arange(0, hd, 2) / hd)
+    ang = np.outer(np.arange(t), inv_freq)
+    cos, sin = np.cos(np.r_["-1", ang, ang]), np.sin(np.r_["-1", ang, ang])  # [T, hd]
+
+    def rope(x):  # [n, T, hd]
+        rot = np.concatenate([-x[..., hd // 2 :], x[..., : hd // 2]], axis=-1)
+        return x * cos + rot * sin
+
+    h = w["model.embed_tokens.weight"][ids]
+    causal = np.tril(np.ones((t, t), dtype=bool))
+    for i in range(config["num_hidden_layers"]):
+        b = f"model.layers.{i}."
+        x = rms(h, w[b + "input_layernorm.weight"])
+        q = rope(lin(x, b + "self_attn.q_proj").reshape(t, heads, hd).transpose(1, 0, 2))
+        k = rope(lin(x, b + "self_attn.k_proj").reshape(t, kvh, hd).transpose(1, 0, 2))
+        v = lin(x, b + "self_attn.v_proj").reshape(t, kvh, hd).transpose(1, 0, 2)
+        k, v = np.repeat(k, heads // kvh, axis=0), np.repeat(v, heads // kvh, axis=0)  # HF repeat_kv
+        att = np.where(causal, q @ k.transpose(0, 2, 1) / np.sqrt(hd), -np.inf)
+        att = np.exp(att - att.max(-1, keepdims=True))
+        att /= att.sum(-1, keepdims=True)
+        h = h + lin((att @ v).transpose(1, 0, 2).reshape(t, heads * hd), b + "self_attn.o_proj")
+        x = rms(h, w[b + "post_attention_layernorm.weight"])
+        gate = lin(x, b + "mlp.gate_proj")
+        h = h + lin(gate / (1 + np.exp(-gate)) * lin(x, b + "mlp.up_proj"), b + "mlp.down_proj")
+    head = w["model.embed_tokens.weight"] if config["tie_word_embeddings"] else w["lm_head.weight"]
+    return rms(h, w["model.norm.weight"]) @ head.T
