@@ -39,21 +39,31 @@ CHARS_PER_TOKEN_CAP = 12  # texts are cut to max_tokens * this many characters b
 UNSCORABLE_P = 0.5  # texts with fewer than 2 tokens have no next-token statistics
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log_softmax over the last axis, in place on a float32 copy."""
-    out = logits.astype(np.float32, copy=True)
-    out -= out.max(axis=-1, keepdims=True)
-    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
-    return out
+def _log_probs(logits: np.ndarray, probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """log_softmax over the last axis in float32, and softmax from the same exp pass when asked."""
+    logp = logits.astype(np.float32, copy=True)
+    logp -= logp.max(axis=-1, keepdims=True)
+    e = np.exp(logp)
+    total = e.sum(axis=-1, keepdims=True)
+    logp -= np.log(total)
+    if not probs:
+        return logp, None
+    e /= total
+    return logp, e
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over the last axis of a * b, as batched BLAS dot products ([B, T, V] -> [B, T])."""
+    return np.matmul(a[..., None, :], b[..., :, None])[..., 0, 0]
 
 
 def binoculars_scores(observer: np.ndarray, performer: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Binoculars score per row from logits [B, T, V], ids and mask [B, T] (NaN with < 2 tokens)."""
     target, valid = ids[:, 1:], mask[:, 1:].astype(bool) & mask[:, :-1].astype(bool)
-    logp_perf = _log_softmax(performer[:, :-1])
+    logp_perf, _ = _log_probs(performer[:, :-1])
     nll = -np.take_along_axis(logp_perf, target[..., None], axis=-1)[..., 0]
-    p_obs = np.exp(_log_softmax(observer[:, :-1]))
-    x_ent = -np.einsum("btv,btv->bt", p_obs, logp_perf)
+    _, p_obs = _log_probs(observer[:, :-1], probs=True)
+    x_ent = -_rowdot(p_obs, logp_perf)
     n = valid.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ppl = np.where(valid, nll, 0.0).sum(axis=1) / n
@@ -64,15 +74,14 @@ def binoculars_scores(observer: np.ndarray, performer: np.ndarray, ids: np.ndarr
 def fast_detectgpt_scores(scoring: np.ndarray, reference: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Analytic sampling discrepancy per row (NaN with < 2 tokens); `reference` may be `scoring`."""
     target, valid = ids[:, 1:], mask[:, 1:].astype(bool) & mask[:, :-1].astype(bool)
-    lp = _log_softmax(scoring[:, :-1])
-    if reference is scoring:
-        q = np.exp(lp)  # reference probabilities
-    else:
-        q = _log_softmax(reference[:, :-1])
-        np.exp(q, out=q)
+    same = reference is scoring
+    lp, q = _log_probs(scoring[:, :-1], probs=same)
+    if not same:
+        _, q = _log_probs(reference[:, :-1], probs=True)
     ll = np.take_along_axis(lp, target[..., None], axis=-1)[..., 0]
-    mean = np.einsum("btv,btv->bt", q, lp)
-    var = np.einsum("btv,btv->bt", q, lp * lp) - mean * mean
+    mean = _rowdot(q, lp)
+    lp *= lp  # in place: lp is not needed after this
+    var = _rowdot(q, lp) - mean * mean
     num = np.where(valid, ll - mean, 0.0).sum(axis=1)
     den = np.sqrt(np.where(valid, var, 0.0).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
