@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.runtime import DetectorError, make_session
+from detectors.runtime import DetectorError
 
 METHODS = ("binoculars", "fast-detectgpt")
 DEFAULT_MAX_TOKENS = 256
@@ -95,7 +95,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class CausalLM:
     """One causal LM ONNX session; feeds whichever of input_ids/attention_mask/position_ids it takes."""
 
-    def __init__(self, model_file: Path):
+    def __init__(self, model_file: Path, make_session):
+        if not model_file.is_file():
+            raise DetectorError(f"{model_file.parent}: model file {model_file.name!r} is missing")
         self.file = model_file
         self.session = make_session(model_file)
         self.inputs = [i.name for i in self.session.get_inputs()]
@@ -120,9 +122,13 @@ class CausalLM:
 
 
 class LikelihoodScorer:
-    """The scorer of kind "likelihood" (see the module docstring)."""
+    """The scorer of kind "likelihood" (see the module docstring).
 
-    def __init__(self, path: Path, manifest: dict):
+    Built by the runtime as LikelihoodScorer(directory, manifest, make_session), where
+    make_session(model_file) opens an ONNX Runtime session on the preferred providers.
+    """
+
+    def __init__(self, path: Path, manifest: dict, make_session):
         from tokenizers import Tokenizer
 
         m = manifest
@@ -141,8 +147,8 @@ class LikelihoodScorer:
             raise DetectorError(f"{path}: cannot load tokenizer: {exc}") from exc
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        self.observer = CausalLM(observer)
-        self.performer = self.observer if performer == observer else CausalLM(performer)
+        self.observer = CausalLM(observer, make_session)
+        self.performer = self.observer if performer == observer else CausalLM(performer, make_session)
         self.providers = self.observer.session.get_providers()
         self.score_map = dict(m.get("score_map") or DEFAULT_SCORE_MAP[self.method])
         if m.get("calibration"):

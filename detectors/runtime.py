@@ -30,6 +30,15 @@ class DetectorError(ValueError):
     """Unknown detector name, or a detector directory that cannot be loaded."""
 
 
+# Manifest kinds other than the built-in "onnx-text", as "module:Class", imported on first use.
+# A scorer is built as Class(path, manifest, make_session) and has score(texts, batch_size) -> array.
+KIND_SCORERS = {
+    "onnx-encoder": "detectors.encoder:EncoderScorer",
+    "ensemble": "detectors.ensemble:EnsembleScorer",
+    "likelihood": "detectors.likelihood:LikelihoodScorer",
+}
+
+
 def preprocess(text: str, steps=("collapse_whitespace", "lowercase")) -> str:
     for step in steps:
         text = PREPROCESSORS[step](text)
@@ -69,66 +78,6 @@ def choose_providers() -> list[str]:
     return [p for p in PROVIDER_PREFERENCE if p in available] or available
 
 
-def make_session(model_file: Path):
-    """An ONNX Runtime session on the preferred providers, with a few threads (scoring runs beside extraction)."""
-    import onnxruntime as ort
-
-    if not model_file.is_file():
-        raise DetectorError(f"{model_file.parent}: model file {model_file.name!r} is missing")
-    opts = ort.SessionOptions()
-    # Scoring runs beside extraction workers: a couple of threads, not every core.
-    opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    try:
-        return ort.InferenceSession(str(model_file), sess_options=opts, providers=choose_providers())
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise DetectorError(f"cannot load ONNX model {model_file}: {exc}") from exc
-
-
-class OnnxTextScorer:
-    """kind "onnx-text": one ONNX graph from a string input to P(synthetic) (e.g. the lexical detector)."""
-
-    def __init__(self, path: Path, manifest: dict):
-        m = manifest
-        model_file = path / m["model"]
-        self.input_name = m.get("input", "text")
-        self.output_name = m.get("output")
-        self.preprocess = tuple(m.get("preprocess", ()))
-        unknown = [s for s in self.preprocess if s not in PREPROCESSORS]
-        if unknown:
-            raise DetectorError(f"{path}: unknown preprocess steps {unknown}")
-        self.session = make_session(model_file)
-        self.providers = self.session.get_providers()
-
-    def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        out = np.empty(len(texts), dtype=np.float64)
-        for start in range(0, len(texts), max(1, batch_size)):
-            chunk = [preprocess(t or "", self.preprocess) for t in texts[start : start + batch_size]]
-            batch = np.array(chunk, dtype=object).reshape(-1, 1)
-            outputs = [self.output_name] if self.output_name else None
-            result = np.asarray(self.session.run(outputs, {self.input_name: batch})[0], dtype=np.float64)
-            if result.ndim == 2:  # models exporting [N, 2] class probabilities
-                result = result[:, -1]
-            out[start : start + len(chunk)] = result
-        return out
-
-
-# Manifest `kind` -> "module:class" of its scorer, imported on first use. A scorer is built
-# from (directory, manifest) and has `providers` and `score(texts, batch_size)` -> P(synthetic).
-SCORERS = {
-    "onnx-text": "detectors.runtime:OnnxTextScorer",
-    "likelihood": "detectors.likelihood:LikelihoodScorer",
-}
-
-
-def scorer_class(kind: str):
-    if kind not in SCORERS:
-        raise DetectorError(f"unsupported detector kind {kind!r} (known: {', '.join(sorted(SCORERS))})")
-    module, _, name = SCORERS[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 class Detector:
     """A loaded detector: `score(texts)` gives P(synthetic) in [0, 1] per text."""
 
@@ -138,26 +87,76 @@ class Detector:
             self.manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
             m = self.manifest
             self.kind = m.get("kind", "onnx-text")
+            if self.kind != "onnx-text" and self.kind not in KIND_SCORERS:
+                raise DetectorError(f"{path}: unsupported detector kind {self.kind!r}")
             self.name = str(m["name"])
             self.version = str(m["version"])
+            model_file = path / m["model"] if self.kind == "onnx-text" else None
+            self.input_name = m.get("input", "text")
+            self.output_name = m.get("output")
+            self.preprocess = tuple(m.get("preprocess", ()))
+            unknown = [s for s in self.preprocess if s not in PREPROCESSORS]
+            if unknown:
+                raise DetectorError(f"{path}: unknown preprocess steps {unknown}")
             self.languages = list(m["languages"]) if m.get("languages") else None
             self.min_words = int(m.get("min_words", 0))
             self.calibration = {}
             if m.get("calibration"):
                 self.calibration = json.loads((path / m["calibration"]).read_text(encoding="utf-8"))
-            self.scorer = scorer_class(self.kind)(path, m)
         except DetectorError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DetectorError(f"broken detector manifest in {path}: {exc!r}") from exc
-        self.providers = self.scorer.providers
+        self.scorer = None
+        if self.kind != "onnx-text":
+            self.scorer = self._scorer(path, m)
+            self.providers = getattr(self.scorer, "providers", [])
+            return
+        if not model_file.is_file():
+            raise DetectorError(f"{path}: model file {model_file.name!r} is missing")
+        self.session = self._session(model_file)
+        self.providers = self.session.get_providers()
+
+    def _scorer(self, path: Path, manifest: dict):
+        module, cls = KIND_SCORERS[self.kind].split(":")
+        try:
+            return getattr(importlib.import_module(module), cls)(path, manifest, self._session)
+        except DetectorError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DetectorError(f"cannot load {self.kind} detector {path}: {exc}") from exc
+
+    def _session(self, model_file: Path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # Scoring runs beside extraction workers: a couple of threads, not every core.
+        opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            return ort.InferenceSession(str(model_file), sess_options=opts, providers=choose_providers())
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorError(f"cannot load ONNX model {model_file}: {exc}") from exc
 
     def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """P(synthetic) for each text, in order, computed in batches of `batch_size`."""
-        return np.clip(self.scorer.score(texts, batch_size=batch_size), 0.0, 1.0)
+        if self.scorer is not None:
+            chunk = [preprocess(t or "", self.preprocess) for t in texts]
+            return np.clip(np.asarray(self.scorer.score(chunk, batch_size), dtype=np.float64), 0.0, 1.0)
+        out = np.empty(len(texts), dtype=np.float64)
+        for start in range(0, len(texts), max(1, batch_size)):
+            chunk = [preprocess(t or "", self.preprocess) for t in texts[start : start + batch_size]]
+            batch = np.array(chunk, dtype=object).reshape(-1, 1)
+            outputs = [self.output_name] if self.output_name else None
+            result = np.asarray(self.session.run(outputs, {self.input_name: batch})[0], dtype=np.float64)
+            if result.ndim == 2:  # models exporting [N, 2] class probabilities
+                result = result[:, -1]
+            out[start : start + len(chunk)] = result
+        return np.clip(out, 0.0, 1.0)
 
     def __repr__(self) -> str:
-        return f"Detector({self.name!r}, version={self.version!r}, kind={self.kind!r}, providers={self.providers})"
+        return f"Detector({self.name!r}, version={self.version!r}, providers={self.providers})"
 
 
 @functools.lru_cache(maxsize=16)

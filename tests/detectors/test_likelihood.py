@@ -158,7 +158,7 @@ def test_score_stage_runs_a_likelihood_detector(lms):
 
 def test_unknown_kind_and_broken_likelihood_manifest_are_clear_errors(lms, tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"name": "x", "version": "1", "kind": "nope"}))
-    with pytest.raises(DetectorError, match=r"unsupported detector kind 'nope' \(known: .*likelihood"):
+    with pytest.raises(DetectorError, match=r"unsupported detector kind 'nope'"):
         Detector(tmp_path)
     manifest = json.loads((lms["fast"] / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps(manifest | {"observer": "missing.onnx"}))
