@@ -199,7 +199,7 @@ def _handle(func):
 
 
 def register(subparsers) -> None:
-    """Add `export` and `calibrate` to the `synthweb detectors` subparsers; each sets `detectors_handler`."""
+    """Add `export` and `calibrate` to the `synthweb detectors` subparsers (each sets `run`, as detectors/cli.py)."""
     exp = subparsers.add_parser("export", help="turn a local Hugging Face causal LM checkpoint into a detector")
     exp.add_argument("checkpoint", metavar="CHECKPOINT_DIR")
     exp.add_argument("--out", required=True, metavar="DIR", help="new detector directory")
@@ -208,11 +208,11 @@ def register(subparsers) -> None:
     exp.add_argument("--max-tokens", type=int, default=256, metavar="N", help="tokens scored per text")
     exp.add_argument("--languages", default="en", help="comma-separated languages the LMs know (default: en)")
     exp.add_argument("--min-words", type=int, default=50, metavar="N", help="shorter texts are excluded")
-    exp.set_defaults(detectors_handler=_handle(cmd_export))
+    exp.set_defaults(run=_handle(cmd_export))
     cal = subparsers.add_parser("calibrate", help="fit a detector's calibration on labelled JSON lines")
     cal.add_argument("directory", metavar="DIR")
     cal.add_argument("file", metavar="FILE.jsonl", help="lines with text and label human|machine")
-    cal.set_defaults(detectors_handler=_handle(cmd_calibrate))
+    cal.set_defaults(run=_handle(cmd_calibrate))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     register(parser.add_subparsers(dest="detectors_command", required=True))
     args = parser.parse_args(argv)
     try:
-        return args.detectors_handler(args)
+        return args.run(args)
     except CliError as exc:
         print(f"synthweb: error: {exc}", file=sys.stderr)
         return 2
