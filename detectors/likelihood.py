@@ -167,7 +167,8 @@ class LikelihoodScorer:
         out = np.full(len(texts), np.nan)
         # Similar lengths share a batch, so little compute goes to padding; results go back in order.
         order = [i for i in sorted(range(len(ids)), key=lambda i: len(ids[i])) if len(ids[i]) >= 2]
-        for start in range(0, len(order), max(1, batch_size)):
+        batch_size = max(1, int(batch_size))
+        for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             out[rows] = self._score_rows([ids[i] for i in rows])
         return out

@@ -84,6 +84,8 @@ def test_scores_finite_in_unit_interval_deterministic_and_batch_invariant(lms, w
     # Texts under 2 tokens have no next-token statistics: neutral 0.5, never NaN.
     assert batched[len(SENTENCES)] == 0.5 and batched[len(SENTENCES) + 1] == 0.5
     assert np.isnan(det.scorer.raw_scores(["", "a"])).all()
+    assert det.score([]).shape == (0,)
+    np.testing.assert_allclose(det.score(texts, batch_size=0), batched, atol=1e-6)  # batch size 0 means 1
 
 
 def test_long_texts_are_truncated_to_max_tokens(lms):
