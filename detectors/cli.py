@@ -22,7 +22,7 @@ def subcommand(add: Callable) -> Callable:
 
 def add_parser(sub) -> None:
     """Add the `detectors` command group to the top-level subparsers."""
-    group = sub.add_parser("detectors", help="list and evaluate detectors")
+    group = sub.add_parser("detectors", help="list, evaluate, export and calibrate detectors")
     inner = group.add_subparsers(dest="detectors_command", required=True, metavar="SUBCOMMAND")
     for add in SUBCOMMANDS:
         add(inner)
@@ -123,3 +123,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         render_table(rows, columns, title=f"detector {detector.name} v{detector.version} on {args.file}")
     sys.stdout.flush()
     return 0
+
+
+# `export` and `calibrate` live beside the code they drive.
+from detectors.export import register as _register_export  # noqa: E402
+
+subcommand(_register_export)
