@@ -24,7 +24,7 @@ INFRA = REPO / "infra"
 K8S = INFRA / "k8s"
 COMPOSE = INFRA / "docker-compose.yml"
 DASHBOARDS = INFRA / "grafana" / "provisioning" / "dashboards"
-DOCS = [INFRA / "README.md", INFRA / "README_SECTION.md"]
+DOCS = [INFRA / "README.md", REPO / "README.md"]
 CODE_PACKAGES = ["crawler", "synthweb", "stream", "detectors"]
 # Words after which "synthweb" is an argument (a namespace, an image tag, a user), not the command.
 _NOT_A_COMMAND_AFTER = re.compile(r"^-(?!-$)")  # a flag takes it as its value; `--` does not
