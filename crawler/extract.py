@@ -122,7 +122,10 @@ class ExtractStage(Stage):
     """Fill text, title, published, lang, host/domain/tld, content_hash, word_count.
 
     Pages without extractable text get skip "no_text", binary ones "binary";
-    `html` is cleared in every case so it is never stored.
+    `html` is cleared in every case so it is never stored. A page that arrives with
+    text and no HTML (a WET conversion record) keeps its text and only gets the keys.
+    A date set before extraction (sitemap lastmod, capture time) is a fallback: a date
+    the page itself carries wins.
     """
 
     name = "extract"
@@ -150,6 +153,8 @@ class ExtractStage(Stage):
         from trafilatura.utils import load_html
 
         page.host, page.domain, page.tld = site_keys(page.url)
+        if not page.html and page.text.strip():
+            return self._describe(page, page.text.strip())
         html = page.html
         if looks_binary(html):
             page.skip = "binary"
@@ -159,7 +164,9 @@ class ExtractStage(Stage):
             page.skip = "no_text"
             return page
         page.title = (extract_title(tree) or "").strip()
-        page.published, page.date_source = find_published(tree, page.url)
+        published, source = find_published(tree, page.url)
+        if published is not None or page.published is None:
+            page.published, page.date_source = published, source
         # bare_extraction prunes the tree in place, so it runs last.
         doc = bare_extraction(
             tree,
@@ -174,6 +181,11 @@ class ExtractStage(Stage):
         if not text:
             page.skip = "no_text"
             return page
+        return self._describe(page, text)
+
+    @staticmethod
+    def _describe(page: Page, text: str) -> Page:
+        """Set the text and what is derived from it alone: word count, hash, language."""
         page.text = text
         page.word_count = len(text.split())
         page.content_hash = content_hash(text)

@@ -1,4 +1,4 @@
-"""The `synthweb` command line: run, report, sql, score, estimate."""
+"""The `synthweb` command line: run, report, sql, score, estimate, ingest, wayback, rescore."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
+from synthweb.cli_history import HISTORY_COMMANDS, add_history_commands
 from synthweb.config import load_settings
 
 REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share"]
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     estimate = sub.add_parser("estimate", help="machine-written share of the texts in a JSON-lines file")
     estimate.add_argument("file", metavar="FILE.jsonl|-")
     _detector_option(estimate)
+
+    add_history_commands(sub, _db_option, _detector_option)
     return parser
 
 
@@ -256,6 +259,7 @@ COMMANDS = {
     "score": cmd_score,
     "estimate": cmd_estimate,
 }
+COMMANDS.update(HISTORY_COMMANDS)
 
 
 if __name__ == "__main__":

@@ -109,15 +109,29 @@ class Pipeline:
                 log.info("stage %s switched off: %s", stage_cls.name, exc)
         return cls(stages)
 
-    def process(self, pages: Iterable[Page]) -> list[Page]:
+    def process(self, pages: Iterable[Page], dedup_token: str | None = None) -> list[Page]:
+        """Run one batch through every stage.
+
+        `dedup_token` identifies the batch and goes to the stages whose `run` accepts it
+        (the store), so a retried batch is stored once.
+        """
         stream: Iterable[Page] = iter(pages)
         for stage in self.stages:
-            stream = stage.run(stream)
+            if dedup_token is not None and _accepts_dedup_token(stage):
+                stream = stage.run(stream, dedup_token=dedup_token)
+            else:
+                stream = stage.run(stream)
         return list(stream)
 
     def close(self) -> None:
         for stage in self.stages:
             stage.close()
+
+
+def _accepts_dedup_token(stage: Stage) -> bool:
+    import inspect
+
+    return "dedup_token" in inspect.signature(stage.run).parameters
 
 
 def batched_pages(pages: Iterable[Page], size: int) -> Iterator[list[Page]]:
