@@ -13,7 +13,7 @@ def add_history_commands(sub, db_option, detector_option) -> None:
     kinds = ingest.add_subparsers(dest="ingest_kind", required=True)
     warc = kinds.add_parser("warc", help="ingest .warc(.gz)/.wet(.gz) files: local paths, http(s):// or s3:// URLs")
     warc.add_argument("sources", nargs="+", metavar="SOURCE")
-    warc.add_argument("--snapshot", default=None, help="snapshot id (default: CC-MAIN-... from the path, else warc-NAME)")
+    warc.add_argument("--snapshot", default=None, help="snapshot id (default: CC-MAIN-... or warc-NAME)")
     warc.add_argument("--publish", action="store_true", help="send raw pages to Kafka pages.raw for the Faust workers")
     warc.add_argument("--max-records", type=int, default=None, metavar="N", help="stop after N records (whole batches)")
     warc.add_argument("--quiet", action="store_true", help="no progress display")
