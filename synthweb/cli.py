@@ -52,8 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="machine-written share per slice, with 95%% intervals")
     report.add_argument("--by", default="", metavar="DIMS", help="comma-separated: domain,tld,lang,year,month,snapshot")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    report.add_argument(
+        "--chart", default=None, metavar="FILE", help="draw the share per month to FILE (.png, .svg or .html)"
+    )
     _db_option(report)
-    _detector_option(report)
+    report.add_argument(
+        "--detector", default=None, help="detector name or directory; several, comma-separated, to compare them"
+    )
 
     sql = sub.add_parser("sql", help="run SQL on the store")
     sql.add_argument("query", metavar="QUERY")
@@ -166,16 +171,46 @@ def cmd_report(args: argparse.Namespace) -> int:
         dims = parse_dimensions(args.by)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    settings = _settings(args)
-    detector = _load_detector(settings)
-    rows = share_report(_open_store(settings), detector, dims)
-    columns = [*dims, *REPORT_COLUMNS]
+    names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
+    store = _open_store(_settings(args))
+    rows, detectors = [], []
+    for name in names:  # several detectors (or versions): rows side by side, to compare them
+        detector = _load_detector(_settings(args, SYNTHWEB_DETECTOR=name))
+        detectors.append(detector)
+        tag = {"detector": detector.name, "version": detector.version} if len(names) > 1 else {}
+        rows += [{**tag, **row} for row in share_report(store, detector, dims)]
+    label = ", ".join(f"{d.name} v{d.version}" for d in detectors)
+    if args.chart:
+        return _write_chart(args, store, detectors, dims, label)
+    columns = (["detector", "version"] if len(names) > 1 else []) + [*dims, *REPORT_COLUMNS]
     if args.format == "json":
         print(to_json(rows))
     elif args.format == "csv":
         print(to_csv(rows, columns), end="")
     else:
-        render_table(rows, columns, title=f"machine-written share, detector {detector.name} v{detector.version}")
+        render_table(rows, columns, title=f"machine-written share, detector {label}")
+    return 0
+
+
+def _write_chart(args, store, detectors, dims: list[str], label: str) -> int:
+    """--chart FILE: share per month, one line per detector and per --by domain|tld group."""
+    from synthweb.chart import ChartError, chart_format, write_chart
+    from synthweb.report import share_report
+
+    groups = [d for d in dims if d in ("domain", "tld")]
+    if set(dims) - {"domain", "tld", "month"}:
+        raise CliError("--chart draws months; --by may add domain or tld")
+    try:
+        chart_format(args.chart)
+        rows = []
+        for detector in detectors:
+            tag = {"detector": f"{detector.name} v{detector.version}"}
+            rows += [{**tag, **r} for r in share_report(store, detector, ["month", *groups])]
+        keys = (["detector"] if len(detectors) > 1 else []) + groups
+        path = write_chart(args.chart, rows, keys, f"machine-written share per month, detector {label}")
+    except (ChartError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"chart written to {path}", file=sys.stderr)
     return 0
 
 
