@@ -145,6 +145,8 @@ def read_records(
     while True:
         try:
             record = next(records)
+            if record.format != "warc":  # warcio reads any line-oriented junk as ARC; we take WARC only
+                raise ArchiveLoadFailed(f"not a WARC record (looks like {record.format!r})")
             kind = record.rec_type
             page = record_page(record, snapshot, max_bytes) if kind in PAGE_RECORDS else None
             offset = base + iterator.get_record_offset()  # reads the rest of the record

@@ -16,6 +16,7 @@ def add_history_commands(sub, db_option, detector_option) -> None:
     warc.add_argument("--snapshot", default=None, help="snapshot id (default: CC-MAIN-... or warc-NAME)")
     warc.add_argument("--publish", action="store_true", help="send raw pages to Kafka pages.raw for the Faust workers")
     warc.add_argument("--max-records", type=int, default=None, metavar="N", help="stop after N records (whole batches)")
+    warc.add_argument("--batch-size", type=int, default=None, metavar="N", help="pages per batch and insert")
     warc.add_argument("--quiet", action="store_true", help="no progress display")
     db_option(warc)
     detector_option(warc)
@@ -43,7 +44,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     if args.max_records is not None and args.max_records < 1:
         raise CliError("--max-records must be at least 1")
-    settings = _settings(args)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CliError("--batch-size must be at least 1")
+    settings = _settings(args, SYNTHWEB_BATCH_SIZE=args.batch_size)
     if not args.publish:
         _load_detector(settings)
     _open_store(settings).close()  # a bad store fails now, with one line
