@@ -298,4 +298,8 @@ COMMANDS.update(HISTORY_COMMANDS)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so `python -m synthweb.cli` and the commands registered
+    # from other modules share one CliError class (not __main__'s copy).
+    from synthweb.cli import main as module_main
+
+    sys.exit(module_main())
