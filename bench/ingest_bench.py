@@ -44,9 +44,7 @@ def generate(path: Path, records: int, wet: bool) -> Path:
             f"<nav><a href='/'>Home</a></nav><article><h1>{article.title}</h1><p>{text}</p></article>"
             "<footer>bench</footer></body></html>"
         )
-        specs.append(
-            {"url": f"http://site{i % 50}.example/articles/{i}.html", "body": html, "date": f"{day}T12:00:00Z"}
-        )
+        specs.append({"url": f"http://site{i % 50}.example/articles/{i}.html", "body": html, "date": captured})
     return write_warc(path, specs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 # A page whose first bytes are more than this share control characters is not text.
 _CONTROL_SHARE = 0.10
 _SNIFF_CHARS = 4096
-_ALLOWED_CONTROLS = {"\t", "\n", "\r", "\f", "\v"}
+# Control characters other than \t \n \v \f \r (and DEL); for text also C1 controls and U+FFFD.
+_BAD_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+_BAD_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
 
 
 def looks_binary(data: str | bytes) -> bool:
@@ -37,15 +40,11 @@ def looks_binary(data: str | bytes) -> bool:
     if isinstance(sample, bytes):
         if b"\x00" in sample:
             return True
-        bad = sum(1 for b in sample if (b < 32 and chr(b) not in _ALLOWED_CONTROLS) or b == 127)
+        bad = len(_BAD_BYTES.findall(sample))
     else:
         if "\x00" in sample:
             return True
-        bad = sum(
-            1
-            for ch in sample
-            if (ord(ch) < 32 and ch not in _ALLOWED_CONTROLS) or 127 <= ord(ch) < 160 or ch == "\ufffd"
-        )
+        bad = len(_BAD_CHARS.findall(sample))
     return bad / len(sample) > _CONTROL_SHARE
 
 
