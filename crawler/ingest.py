@@ -112,6 +112,11 @@ class IngestProgress:
         label = name if len(name) <= 40 else "…" + name[-39:]
         return self.progress.add_task(label, total=total, records=0, rate=0.0, stored=0, skipped=0)
 
+    def finish(self, task) -> None:
+        if self.progress and task is not None:
+            total = self.progress.tasks[task].total
+            self.progress.update(task, completed=total if total is not None else 1, total=total or 1)
+
     def update(self, task, offset: int, **fields) -> None:
         if self.progress and task is not None:
             self.progress.update(task, completed=offset, **fields)
@@ -207,11 +212,12 @@ def ingest_archives(
                             if max_records is not None and summary["records"] >= max_records:
                                 break
                 except WarcSourceError as exc:
-                    failed[source] = str(exc)
-                    log.error("%s", exc)
+                    failed[source] = str(exc)  # reported by the caller, with the summary
                 if max_records is not None and summary["records"] >= max_records:
                     summary["stopped_early"] = True
                     break
+                if source not in failed:
+                    progress.finish(task)
     finally:
         if pipeline is not None:
             pipeline.close()
