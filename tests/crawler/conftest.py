@@ -20,6 +20,7 @@ class ArchiveServer:
     captures: list[tuple[str, str, str, str, bytes]] = field(default_factory=list)
     failures: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses answered before the real one
     log: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path, headers)
+    honour_range: bool = True  # False: answer every file request in full (200), as some servers do
     port: int = 0
     address: str = "127.0.0.30"
 
@@ -63,7 +64,7 @@ def _handler(state: ArchiveServer):
             if data is None:
                 return self._send(404, b"no such file", "text/plain")
             wanted = self.headers.get("Range", "")
-            if wanted.startswith("bytes="):
+            if wanted.startswith("bytes=") and state.honour_range:
                 start = int(wanted[len("bytes=") :].split("-")[0])
                 return self._send(206, data[start:], Content_Range=f"bytes {start}-{len(data) - 1}/{len(data)}")
             return self._send(200, data)

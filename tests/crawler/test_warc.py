@@ -112,6 +112,20 @@ def test_cut_and_garbage_files_are_recorded_not_fatal(tmp_path, warc_file):
     assert record.kind == "broken" and record.page.skip == "broken_file" and record.page.skip_detail
 
 
+@pytest.mark.parametrize("honour_range", [True, False])
+def test_http_resume_with_and_without_range_support(warc_file, archive_server, honour_range):
+    archive_server.honour_range = honour_range
+    archive_server.files["a.warc.gz"] = warc_file.read_bytes()
+    url = f"{archive_server.root}/files/a.warc.gz"
+    with OpenSource(url) as opened:
+        offsets = [r.offset for r in read_records(opened.stream, "s", source_key(url), base=opened.base)]
+    after = offsets[10]
+    with OpenSource(url, start=after) as opened:
+        assert opened.base == (after if honour_range else 0)
+        rest = [r.offset for r in read_records(opened.stream, "s", source_key(url), base=opened.base, after=after)]
+    assert rest == offsets[11:]
+
+
 def test_source_names():
     assert https_url("s3://commoncrawl/crawl-data/x.warc.gz") == "https://data.commoncrawl.org/crawl-data/x.warc.gz"
     assert https_url("s3://bucket/a/b.warc", "http://127.0.0.30:9") == "http://127.0.0.30:9/bucket/a/b.warc"
