@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 # A page whose first bytes are more than this share control characters is not text.
 _CONTROL_SHARE = 0.10
 _SNIFF_CHARS = 4096
-_ALLOWED_CONTROLS = {"\t", "\n", "\r", "\f", "\v"}
+# Control characters other than \t \n \v \f \r (and DEL); for text also C1 controls and U+FFFD.
+_BAD_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+_BAD_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
 
 
 def looks_binary(data: str | bytes) -> bool:
@@ -37,15 +40,11 @@ def looks_binary(data: str | bytes) -> bool:
     if isinstance(sample, bytes):
         if b"\x00" in sample:
             return True
-        bad = sum(1 for b in sample if (b < 32 and chr(b) not in _ALLOWED_CONTROLS) or b == 127)
+        bad = len(_BAD_BYTES.findall(sample))
     else:
         if "\x00" in sample:
             return True
-        bad = sum(
-            1
-            for ch in sample
-            if (ord(ch) < 32 and ch not in _ALLOWED_CONTROLS) or 127 <= ord(ch) < 160 or ch == "\ufffd"
-        )
+        bad = len(_BAD_CHARS.findall(sample))
     return bad / len(sample) > _CONTROL_SHARE
 
 
@@ -122,7 +121,10 @@ class ExtractStage(Stage):
     """Fill text, title, published, lang, host/domain/tld, content_hash, word_count.
 
     Pages without extractable text get skip "no_text", binary ones "binary";
-    `html` is cleared in every case so it is never stored.
+    `html` is cleared in every case so it is never stored. A page that arrives with
+    text and no HTML (a WET conversion record) keeps its text and only gets the keys.
+    A date set before extraction (sitemap lastmod, capture time) is a fallback: a date
+    the page itself carries wins.
     """
 
     name = "extract"
@@ -150,6 +152,8 @@ class ExtractStage(Stage):
         from trafilatura.utils import load_html
 
         page.host, page.domain, page.tld = site_keys(page.url)
+        if not page.html and page.text.strip():
+            return self._describe(page, page.text.strip())
         html = page.html
         if looks_binary(html):
             page.skip = "binary"
@@ -159,7 +163,9 @@ class ExtractStage(Stage):
             page.skip = "no_text"
             return page
         page.title = (extract_title(tree) or "").strip()
-        page.published, page.date_source = find_published(tree, page.url)
+        published, source = find_published(tree, page.url)
+        if published is not None or page.published is None:
+            page.published, page.date_source = published, source
         # bare_extraction prunes the tree in place, so it runs last.
         doc = bare_extraction(
             tree,
@@ -174,6 +180,11 @@ class ExtractStage(Stage):
         if not text:
             page.skip = "no_text"
             return page
+        return self._describe(page, text)
+
+    @staticmethod
+    def _describe(page: Page, text: str) -> Page:
+        """Set the text and what is derived from it alone: word count, hash, language."""
         page.text = text
         page.word_count = len(text.split())
         page.content_hash = content_hash(text)

@@ -88,6 +88,19 @@ SYNTHWEB_WORKER_SESSION_TIMEOUT = float(os.environ.get("SYNTHWEB_WORKER_SESSION_
 # Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.
 SYNTHWEB_SCHEDULE = os.environ.get("SYNTHWEB_SCHEDULE", "")
 
+# --- history: archives, Wayback Machine, sitemaps ------------------------------
+# s3:// sources are read over plain HTTPS from public buckets; set an endpoint (https://host)
+# to read s3://bucket/key as <endpoint>/bucket/key instead (a mirror, a local test server).
+SYNTHWEB_S3_ENDPOINT = os.environ.get("SYNTHWEB_S3_ENDPOINT", "")
+SYNTHWEB_WAYBACK_CDX_URL = os.environ.get("SYNTHWEB_WAYBACK_CDX_URL", "https://web.archive.org/cdx/search/cdx")
+SYNTHWEB_WAYBACK_FETCH_URL = os.environ.get("SYNTHWEB_WAYBACK_FETCH_URL", "")  # default: <CDX origin>/web
+SYNTHWEB_WAYBACK_RATE = float(os.environ.get("SYNTHWEB_WAYBACK_RATE", "1.0"))  # requests per second
+SYNTHWEB_WAYBACK_RETRIES = 4  # on 429, 5xx, timeouts and connection errors
+SYNTHWEB_WAYBACK_BACKOFF = float(os.environ.get("SYNTHWEB_WAYBACK_BACKOFF", "2.0"))  # seconds, doubled per retry
+# Sitemaps (robots.txt Sitemap: lines, else /sitemap.xml): lastmod dates pages that carry none.
+SYNTHWEB_SITEMAPS = True
+SYNTHWEB_MAX_SITEMAPS_PER_SITE = 20
+
 # --- components ---------------------------------------------------------------
 DOWNLOADER_MIDDLEWARES = {
     # Before robots.txt (100): a refused host gets neither its page nor its robots.txt fetched.

@@ -248,3 +248,44 @@ def _main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _main(sys.argv[1:])
+
+
+def write_warc(path: str | Path, records: list[dict[str, Any]], gzip: bool | None = None) -> Path:
+    """Write a WARC (or WET) file with warcio; gzip by the .gz suffix unless `gzip` says otherwise.
+
+    Each record: {"url", "type" ("response" | "conversion" | "request" | "warcinfo"), "body" (bytes|str),
+    "date" (WARC-Date, ISO), "content_type", "status" (responses), "headers" (extra WARC headers)}.
+    """
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    path = Path(path)
+    with path.open("wb") as f:
+        writer = WARCWriter(f, gzip=path.suffix == ".gz" if gzip is None else gzip)
+        for rec in records:
+            body = rec.get("body", b"")
+            body = body.encode("utf-8") if isinstance(body, str) else body
+            kind = rec.get("type", "response")
+            warc_headers = {"WARC-Date": rec.get("date", "2024-01-02T03:04:05Z"), **rec.get("headers", {})}
+            http_headers = None
+            if kind == "response":
+                status = rec.get("status", 200)
+                http_headers = StatusAndHeaders(
+                    f"{status} {'OK' if status == 200 else 'Other'}",
+                    [("Content-Type", rec.get("content_type", "text/html; charset=utf-8"))],
+                    protocol="HTTP/1.1",
+                )
+            elif kind == "conversion":
+                warc_headers.setdefault("Content-Type", rec.get("content_type", "text/plain"))
+            record = writer.create_warc_record(
+                rec.get("url", ""),
+                kind,
+                payload=io.BytesIO(body),
+                http_headers=http_headers,
+                warc_headers_dict=warc_headers,
+                warc_content_type=rec.get("content_type", "text/plain") if kind == "conversion" else None,
+            )
+            writer.write_record(record)
+    return path

@@ -1,4 +1,5 @@
-"""The `synthweb` command line: run, report, sql, score, estimate, detectors, crawler, worker, snapshot."""
+"""The `synthweb` command line: run, report, sql, score, estimate, detectors, crawler, worker, snapshot,
+ingest, wayback, rescore."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
+from synthweb.cli_history import HISTORY_COMMANDS, add_history_commands
 from synthweb.config import load_settings
 
 REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share"]
@@ -87,8 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the pre-LLM control group per (domain, lang): its positive rate beside the lab FPR, flagging drift",
     )
+    report.add_argument(
+        "--chart", default=None, metavar="FILE", help="draw the share per month to FILE (.png, .svg or .html)"
+    )
     _db_option(report)
-    _detector_option(report)
+    report.add_argument(
+        "--detector", default=None, help="detector name or directory; several, comma-separated, to compare them"
+    )
 
     sql = sub.add_parser("sql", help="run SQL on the store")
     sql.add_argument("query", metavar="QUERY")
@@ -123,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     from detectors.cli import add_parser as add_detectors_parser
 
     add_detectors_parser(sub)
+    add_history_commands(sub, _db_option, _detector_option)
     return parser
 
 
@@ -221,9 +229,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     settings = _settings(args)
-    detector = _load_detector(settings)
     store = _open_store(settings)
     if args.control:
+        detector = _load_detector(settings)
         rows = control_report(store, detector)
         if args.format == "json":
             print(to_json(rows))
@@ -233,15 +241,48 @@ def cmd_report(args: argparse.Namespace) -> int:
             title = f"pre-LLM control (published before 2022-12-01), detector {detector.name} v{detector.version}"
             render_table(rows, CONTROL_COLUMNS, title=title)
         return 0
-    rows = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
-    columns = [*dims, *REPORT_COLUMNS, *(["fpr_source"] if args.fpr_from == "control" else [])]
+    names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
+    rows, detectors = [], []
+    for name in names:  # several detectors (or versions): rows side by side, to compare them
+        detector = _load_detector(_settings(args, SYNTHWEB_DETECTOR=name))
+        detectors.append(detector)
+        tag = {"detector": detector.name, "version": detector.version} if len(names) > 1 else {}
+        found = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
+        rows += [{**tag, **row} for row in found]
+    label = ", ".join(f"{d.name} v{d.version}" for d in detectors)
+    if args.chart:
+        return _write_chart(args, store, detectors, dims, label)
+    columns = (["detector", "version"] if len(names) > 1 else []) + [*dims, *REPORT_COLUMNS]
+    columns += ["fpr_source"] if args.fpr_from == "control" else []
     if args.format == "json":
         print(to_json(rows))
     elif args.format == "csv":
         print(to_csv(rows, columns), end="")
     else:
-        title = f"machine-written share ({args.method}), detector {detector.name} v{detector.version}"
-        render_table(rows, columns, title=title)
+        render_table(rows, columns, title=f"machine-written share ({args.method}), detector {label}")
+    return 0
+
+
+def _write_chart(args, store, detectors, dims: list[str], label: str) -> int:
+    """--chart FILE: share per month, one line per detector and per --by domain|tld group."""
+    from synthweb.chart import ChartError, chart_format, write_chart
+    from synthweb.report import share_report
+
+    groups = [d for d in dims if d in ("domain", "tld")]
+    if set(dims) - {"domain", "tld", "month"}:
+        raise CliError("--chart draws months; --by may add domain or tld")
+    try:
+        chart_format(args.chart)
+        rows = []
+        for detector in detectors:
+            tag = {"detector": f"{detector.name} v{detector.version}"}
+            found = share_report(store, detector, ["month", *groups], method=args.method, fpr_from=args.fpr_from)
+            rows += [{**tag, **r} for r in found]
+        keys = (["detector"] if len(detectors) > 1 else []) + groups
+        path = write_chart(args.chart, rows, keys, f"machine-written share per month, detector {label}")
+    except (ChartError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"chart written to {path}", file=sys.stderr)
     return 0
 
 
@@ -395,7 +436,12 @@ COMMANDS = {
     "snapshot": cmd_snapshot,
     "detectors": cmd_detectors,
 }
+COMMANDS.update(HISTORY_COMMANDS)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so `python -m synthweb.cli` and the commands registered
+    # from other modules share one CliError class (not __main__'s copy).
+    from synthweb.cli import main as module_main
+
+    sys.exit(module_main())

@@ -6,7 +6,9 @@
 Sites (texts from sample_texts.jsonl, see make_sample_texts.py):
 
 * news  - 20 human articles dated 2019-2021; a calendar trap, an undeclared
-          Latin-1 page, one article served under two URLs.
+          Latin-1 page, one article served under two URLs; robots.txt names a
+          sitemap index whose sitemap lists the articles and an undated page
+          linked from nowhere else (its date comes from <lastmod>).
 * blog  - 20 machine articles dated 2024-2025; Crawl-delay 0.2, a /a/a/... trap,
           binary bytes served as text/html (/report.html), a short page.
 * mixed - 10 human + 10 machine articles; a 30 MB page, a redirect loop,
@@ -42,6 +44,15 @@ LATIN1_TEXT = (
     "students, and left a generous tip on the marble table before walking home slowly."
 )
 SHORT_TEXT = "Closed for the holidays. Back soon."
+UNDATED_PATH = "/notes/undated.html"
+UNDATED_LASTMOD = date(2020, 5, 5)
+UNDATED_TEXT = (
+    "The village library reopened last week after a long winter of repairs to its roof. Volunteers "
+    "carried the books back from the school hall in wheelbarrows, and the children helped sort them "
+    "by colour before anyone noticed that this was not how libraries usually work. The librarian "
+    "laughed, kept the colourful shelves for a month, and said that more people had borrowed poetry "
+    "in those four weeks than in the whole of the previous year."
+)
 
 
 @dataclass
@@ -65,6 +76,7 @@ class Site:
     articles: list[Article] = field(default_factory=list)
     special: dict[str, str] = field(default_factory=dict)  # path -> what it is / expected skip
     duplicate_of: dict[str, str] = field(default_factory=dict)  # extra path -> article path
+    sitemap: dict[str, date] = field(default_factory=dict)  # path -> <lastmod> in /sitemaps/articles.xml
     port: int = 0
     requests: list[tuple[str, float]] = field(default_factory=list)  # server log: (path, time)
 
@@ -131,6 +143,19 @@ def article_html(article: Article) -> str:
     return _page(article.title, body, meta)
 
 
+def sitemap_xml(site: Site, path: str) -> str:
+    """The sitemap index (pointing at articles.xml) or the articles sitemap of a site."""
+    ns = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+    if path.endswith("index.xml"):
+        loc = html.escape(site.url("/sitemaps/articles.xml"))
+        return f'<?xml version="1.0"?><sitemapindex {ns}><sitemap><loc>{loc}</loc></sitemap></sitemapindex>'
+    urls = "".join(
+        f"<url><loc>{html.escape(site.url(p))}</loc><lastmod>{day.isoformat()}</lastmod></url>"
+        for p, day in site.sitemap.items()
+    )
+    return f'<?xml version="1.0" encoding="UTF-8"?><urlset {ns}>{urls}</urlset>'
+
+
 def build_sites() -> list[Site]:
     texts = load_texts()
     human = [t for t in texts if t["kind"] == "human"]
@@ -150,6 +175,9 @@ def build_sites() -> list[Site]:
     dup = news.articles[0].path.replace("/articles/", "/print/")
     news.special[dup] = "duplicate"
     news.duplicate_of[dup] = news.articles[0].path
+    # Sitemap lastmod a year after each article's own date: the date in the page must win.
+    news.sitemap = {a.path: a.published + timedelta(days=365) for a in news.articles}
+    news.sitemap[UNDATED_PATH] = UNDATED_LASTMOD
     blog.special.update({"/a/": "repeat_trap", "/report.html": "binary", "/short.html": "short"})
     mixed.special.update(
         {"/big.html": "too_large", "/loop-a": "redirect_loop", "/missing.html": "http_404", "/data.json": "not_html"}
@@ -189,7 +217,12 @@ class _Handler(BaseHTTPRequestHandler):
         by_path = {a.path: a for a in site.articles}
         if path == "/robots.txt":
             delay = f"Crawl-delay: {site.crawl_delay}\n" if site.crawl_delay else ""
-            return self._send(200, f"User-agent: *\nDisallow: /private/\n{delay}", "text/plain")
+            sitemap = f"Sitemap: {site.url('/sitemaps/index.xml')}\n" if site.sitemap else ""
+            return self._send(200, f"User-agent: *\nDisallow: /private/\n{delay}{sitemap}", "text/plain")
+        if site.sitemap and path in ("/sitemaps/index.xml", "/sitemaps/articles.xml"):
+            return self._send(200, sitemap_xml(site, path), "application/xml")
+        if site.sitemap and path == UNDATED_PATH:
+            return self._send(200, _page("Library notes", f"<article><p>{UNDATED_TEXT}</p></article>"))
         if path == "/":
             links = [(a.path, a.title) for a in site.articles] + [(p, k) for p, k in site.special.items()]
             items = "".join(f'<li><a href="{html.escape(p)}">{html.escape(t)}</a></li>' for p, t in links)

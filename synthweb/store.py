@@ -173,6 +173,20 @@ class Store:
     def close(self) -> None:
         self.client.close()
 
+    def committed_offset(self, source: str) -> tuple[int, int]:
+        """(record offset, seek offset) of the last batch committed from archive `source`, or (-1, 0)."""
+        _, rows = self.query(
+            "SELECT record_offset, resume_at FROM ingest_progress WHERE source = {s:String} "
+            "ORDER BY record_offset DESC LIMIT 1",
+            {"s": source},
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (-1, 0)
+
+    def commit_offset(self, source: str, record_offset: int, resume_at: int, records: int) -> None:
+        """Record that every record of archive `source` up to `record_offset` is stored."""
+        columns = ["source", "record_offset", "resume_at", "records"]
+        self._insert("ingest_progress", [[source, record_offset, resume_at, records]], columns, None)
+
 
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()

@@ -15,6 +15,7 @@ from w3lib.url import canonicalize_url
 
 from crawler.extract import looks_binary, site_keys
 from crawler.middlewares import PrivateNetworkRefused
+from crawler.sitemaps import SitemapDiscoveryMixin
 from crawler.traps import TrapGuard
 from synthweb.pipeline import Page
 
@@ -76,7 +77,7 @@ def _too_large(exc: BaseException) -> bool:
     return name in ("DownloadCancelledError", "CancelledError") or "maxsize" in str(exc).lower()
 
 
-class SiteSpider(scrapy.Spider):
+class SiteSpider(SitemapDiscoveryMixin, scrapy.Spider):
     """Crawl the sites of `seeds` (a list or a comma-separated string).
 
     Stays on each seed's registered domain (or IP), follows HTML links breadth-first,
@@ -84,6 +85,7 @@ class SiteSpider(scrapy.Spider):
     trap URLs (see `TrapGuard`). Deduplication is done here rather than by Scrapy's
     dupefilter so redirected requests are not filtered: a redirect loop then runs
     into REDIRECT_MAX_TIMES and is recorded as skipped instead of vanishing.
+    With SYNTHWEB_SITEMAPS each site's sitemaps are read before its seeds (see crawler.sitemaps).
     """
 
     name = "site"
@@ -110,16 +112,21 @@ class SiteSpider(scrapy.Spider):
         spider.depth_limit = settings.getint("DEPTH_LIMIT", 0)
         spider.traps = TrapGuard.from_settings(settings)
         spider.link_extractor = LinkExtractor()
+        spider._init_sitemaps(settings)
         return spider
 
     async def start(self):
         for url in self.seeds:
+            if self.sitemaps_enabled:
+                for request in self._discover(url, site_of(url)):
+                    yield request
+                continue
             request = self._request(url, site_of(url), depth=0)
             if request is not None:
                 yield request
 
     # --- scheduling ---------------------------------------------------------
-    def _request(self, url: str, site: str, depth: int) -> scrapy.Request | None:
+    def _request(self, url: str, site: str, depth: int, reset: bool = False) -> scrapy.Request | None:
         key = canonicalize_url(url)
         if key in self._seen:
             return None
@@ -137,7 +144,7 @@ class SiteSpider(scrapy.Spider):
             callback=self.parse,
             errback=self.on_error,
             dont_filter=True,  # see the class docstring
-            meta={"site": site, "depth": depth},
+            meta={"site": site, "depth": depth, **({"depth_reset": True} if reset else {})},
         )
 
     def _follow(self, response, site: str):
@@ -175,7 +182,9 @@ class SiteSpider(scrapy.Spider):
         except (AttributeError, UnicodeDecodeError) as exc:
             yield self._page(response.url, site, skip="binary", skip_detail=str(exc)[:500], **common)
             return
-        yield self._page(response.url, site, html=html, **common)
+        lastmod = self.sitemap_date(response.url, *response.meta.get("redirect_urls", ()))
+        dated = {"published": lastmod, "date_source": "sitemap"} if lastmod else {}
+        yield self._page(response.url, site, html=html, **common, **dated)
         yield from self._follow(response, site)
 
     def on_error(self, failure):

@@ -6,7 +6,15 @@ from urllib.parse import urlsplit
 import pytest
 
 from crawler.testing import crawl_in_subprocess
-from synthweb.sampleweb import LATIN1_WORDS, SampleWeb, Site, build_sites, load_texts
+from synthweb.sampleweb import (
+    LATIN1_WORDS,
+    UNDATED_LASTMOD,
+    UNDATED_PATH,
+    SampleWeb,
+    Site,
+    build_sites,
+    load_texts,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +65,22 @@ def test_articles_extracted_with_dates(sample_web, crawl):
     assert summary["pages_stored"] == len(stored)
     assert summary["pages_stored"] + summary["pages_skipped"] == len(pages) == summary["pages_yielded"]
     assert all(p["html"] == "" for p in pages)
+
+
+def test_sitemap_discovered_and_lastmod_dates_undated_pages(sample_web, crawl):
+    _, _, by_path, marks = crawl
+    news = sample_web.site("news")
+    # Only the sitemap links the undated page; its <lastmod> becomes its date.
+    undated = page_at(by_path, news, UNDATED_PATH)
+    assert not undated["skip"] and undated["date_source"] == "sitemap"
+    assert undated["published"] == UNDATED_LASTMOD.isoformat()
+    # Articles carry their own date, which wins over the sitemap's.
+    article = news.articles[3]
+    assert page_at(by_path, news, article.path)["date_source"] == "metadata"
+    requested = paths_requested(news, marks["news"])
+    assert requested.index("/sitemaps/articles.xml") < requested.index("/")  # sitemaps before the seed
+    blog = paths_requested(sample_web.site("blog"), marks["blog"])
+    assert "/sitemap.xml" in blog  # no Sitemap: line in robots.txt: the conventional place is tried
 
 
 def test_robots_private_never_fetched(sample_web, crawl):
@@ -137,7 +161,7 @@ def test_crawl_delay_honoured():
     assert len(pages) == 8 and not [p for p in pages if p["skip"] and not p["url"].endswith("/")]
 
     def page_times(site):
-        return sorted(t for path, t in site.requests if path != "/robots.txt")
+        return sorted(t for path, t in site.requests if path not in ("/robots.txt", "/sitemap.xml"))
 
     slow_times, fast_times = page_times(slow), page_times(fast)
     assert len(slow_times) == len(fast_times) == 4

@@ -112,3 +112,22 @@ def test_looks_binary():
     assert not looks_binary("café naïve déjà vu\n\t".encode())
     assert not looks_binary("<html>Grüße</html>")
     assert looks_binary("\ufffd\ufffd\ufffdab")
+
+
+def test_text_only_page_keeps_its_text_and_gets_keys():
+    # A WET conversion record: text, no HTML. No extraction, but language, keys, hash and words.
+    text = "The committee met on a rainy afternoon to discuss the budget of the library. " * 8
+    [page] = run(Page(url="https://news.example.org/a", text=text, content_type="text/plain"))
+    assert not page.skip and page.text == text.strip()
+    assert page.lang == "en" and page.word_count == len(text.split()) and page.content_hash == content_hash(text)
+    assert (page.host, page.domain, page.tld) == ("news.example.org", "example.org", "org")
+    assert page.published is None and page.date_source == ""
+
+
+def test_preset_date_is_a_fallback_the_page_date_wins():
+    lastmod = date(2020, 5, 5)
+    [undated] = run(Page(url="https://example.org/a", html=html(), published=lastmod, date_source="sitemap"))
+    assert (undated.published, undated.date_source) == (lastmod, "sitemap")
+    head = '<meta property="article:published_time" content="2018-03-04T10:00:00Z">'
+    [dated] = run(Page(url="https://example.org/b", html=html(head=head), published=lastmod, date_source="capture"))
+    assert (dated.published, dated.date_source) == (date(2018, 3, 4), "metadata")

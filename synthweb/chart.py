@@ -1,0 +1,131 @@
+"""Charts of the share per month with its 95% interval band: PNG, SVG, or a self-contained HTML page.
+
+The HTML page embeds the chart as inline SVG plus the numbers as a table; it loads
+nothing from elsewhere (no scripts, no fonts, no images by URL).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+MAX_SERIES = 8  # more lines than this is unreadable; the biggest groups (by documents) are drawn
+FORMATS = {".png": "png", ".svg": "svg", ".html": "html", ".htm": "html"}
+
+
+class ChartError(ValueError):
+    """An output file type we cannot write, or nothing to draw."""
+
+
+def chart_format(path: str | Path) -> str:
+    """ "png", "svg" or "html" from the file extension; ChartError otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ChartError(f"chart file {str(path)!r}: use a .png, .svg or .html name")
+    return FORMATS[suffix]
+
+
+def series(rows: list[dict], group_keys: list[str]) -> dict[str, list[dict]]:
+    """Rows (with `month` and the group keys) as {label: points sorted by month}; undated rows are left out."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if not row.get("month") or row.get("share") is None:
+            continue
+        label = " · ".join(str(row.get(k)) for k in group_keys) if group_keys else "all"
+        year, month = map(int, str(row["month"]).split("-")[:2])
+        out[label].append({**row, "x": date(year, month, 1)})
+    for points in out.values():
+        points.sort(key=lambda p: p["x"])
+    ranked = sorted(out, key=lambda label: -sum(p.get("documents", 0) for p in out[label]))
+    return {label: out[label] for label in ranked[:MAX_SERIES]}
+
+
+def _with_gaps(points: list[dict]):
+    """x, share, low, high in percent, with a NaN point where months are missing so no line bridges them."""
+    nan = float("nan")
+    xs, mid, low, high = [], [], [], []
+    for i, p in enumerate(points):
+        if i and (p["x"].year - points[i - 1]["x"].year) * 12 + p["x"].month - points[i - 1]["x"].month > 1:
+            xs.append(points[i - 1]["x"])
+            mid.append(nan), low.append(nan), high.append(nan)
+        xs.append(p["x"])
+        mid.append(100 * p["share"])
+        low.append(100 * (p["ci_low"] if p.get("ci_low") is not None else p["share"]))
+        high.append(100 * (p["ci_high"] if p.get("ci_high") is not None else p["share"]))
+    return xs, mid, low, high
+
+
+def _figure(lines: dict[str, list[dict]], title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    for label, points in lines.items():
+        xs, mid, low, high = _with_gaps(points)
+        (line,) = ax.plot(xs, mid, marker="o", markersize=3, label=label)
+        ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
+        ax.vlines(xs, low, high, color=line.get_color(), alpha=0.35, linewidth=1)  # months standing alone
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("machine-written share (%), 95% interval")
+    ax.set_xlabel("publication month")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(lines) > 1 or next(iter(lines), "all") != "all":
+        ax.legend(fontsize=8, loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig, plt
+
+
+def write_chart(path: str | Path, rows: list[dict], group_keys: list[str], title: str) -> Path:
+    """Draw the share per month (one line per group) with interval bands into `path`."""
+    kind = chart_format(path)
+    lines = series(rows, group_keys)
+    if not lines:
+        raise ChartError("nothing to draw: no scored pages with a publication month")
+    fig, plt = _figure(lines, title)
+    path = Path(path)
+    try:
+        if kind == "png":
+            fig.savefig(path, format="png")
+        elif kind == "svg":
+            fig.savefig(path, format="svg")
+        else:
+            buffer = io.StringIO()
+            fig.savefig(buffer, format="svg")
+            path.write_text(_html_page(title, _inline_svg(buffer.getvalue()), lines), encoding="utf-8")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _inline_svg(document: str) -> str:
+    # Drop the XML prolog and DOCTYPE: inline SVG in HTML starts at <svg.
+    return document[document.index("<svg") :]
+
+
+def _html_page(title: str, svg: str, lines: dict[str, list[dict]]) -> str:
+    rows = []
+    for label, points in lines.items():
+        for p in points:
+            rows.append(
+                f"<tr><td>{html.escape(label)}</td><td>{p['x']:%Y-%m}</td><td>{p.get('documents', '')}</td>"
+                f"<td>{_pct(p['share'])}</td><td>{_pct(p.get('ci_low'))}</td><td>{_pct(p.get('ci_high'))}</td></tr>"
+            )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1>{svg}"
+        "<table><tr><th>series</th><th>month</th><th>documents</th><th>share</th><th>ci_low</th><th>ci_high</th></tr>"
+        f"{''.join(rows)}</table></body></html>\n"
+    )
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"

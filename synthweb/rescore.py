@@ -1,0 +1,111 @@
+"""Re-score stored text with another detector (or version) and store the new rows beside the old.
+
+Stored pages keep their main text, so a better detector back-fills the whole history
+without recrawling: the rows are read back as `Page`s and run through the same score and
+store stages. A page already scored by this detector name and version is never scored
+again, so a rerun (or a resumed, interrupted one) adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from detectors.stage import ScoreStage
+from synthweb.pipeline import Page, Pipeline
+from synthweb.store import PAGE_COLUMNS, Store, StoreStage
+
+HASH = PAGE_COLUMNS.index("content_hash")  # rows are keyed by (snapshot, url, content_hash)
+ROUND_ROWS = 2048  # rows read per query; each round re-reads what is still missing
+
+
+class RescoreError(Exception):
+    """A bad --where condition, or a round that made no progress."""
+
+
+def _todo_sql(where: str, columns: str, limit: str = "") -> str:
+    condition = f"AND ({where})" if where.strip() else ""
+    return (
+        f"SELECT {columns} FROM pages WHERE text != '' {condition} "
+        "AND NOT (detector = {name:String} AND detector_version = {version:String}) "
+        "AND (snapshot, url, content_hash) NOT IN (SELECT snapshot, url, content_hash FROM pages "
+        "WHERE detector = {name:String} AND detector_version = {version:String}) "
+        f"{limit}"
+    )
+
+
+def pending(store: Store, detector, where: str = "") -> int:
+    """How many distinct stored pages (snapshot, url, content) still lack this detector's score."""
+    params = {"name": detector.name, "version": detector.version}
+    try:
+        _, rows = store.query(
+            f"SELECT count() FROM ({_todo_sql(where, 'DISTINCT snapshot, url, content_hash')})", params
+        )
+    except Exception as exc:
+        raise RescoreError(f"bad --where condition: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    return int(rows[0][0])
+
+
+def rescore(store: Store, detector, where: str = "", batch_size: int = 64, show_progress: bool = False) -> dict:
+    """Score every matching stored page that lacks `detector`'s name+version; return counts."""
+    todo = pending(store, detector, where)
+    pipeline = Pipeline([ScoreStage(detector, batch_size), StoreStage(store)])
+    params = {"name": detector.name, "version": detector.version}
+    columns = ", ".join(f"`{c}`" for c in PAGE_COLUMNS)
+    key = "snapshot, url, content_hash"
+    sql = _todo_sql(where, columns, f"ORDER BY {key} LIMIT 1 BY {key} LIMIT {ROUND_ROWS}")
+    done = excluded = 0
+    previous: set[tuple] = set()
+    progress = _progress(show_progress, todo, detector)
+    try:
+        while True:
+            _, rows = store.query(sql, params)
+            if not rows:
+                break
+            keys = {(r[0], r[1], r[HASH]) for r in rows}
+            if keys == previous:  # nothing stored last round: do not loop forever
+                raise RescoreError("re-scored rows were not stored; is the store read-only?")
+            previous = keys
+            for start in range(0, len(rows), batch_size):
+                pages = [_page(dict(zip(PAGE_COLUMNS, row, strict=True))) for row in rows[start : start + batch_size]]
+                token = _token(detector, pages)
+                for page in pipeline.process(pages, dedup_token=token):
+                    done += 1
+                    excluded += bool(page.excluded)
+                if progress:
+                    progress[0].update(progress[1], completed=done)
+    finally:
+        if progress:
+            progress[0].stop()
+    return {"detector": detector.name, "version": detector.version, "pending": todo, "rescored": done,
+            "excluded": excluded}  # fmt: skip
+
+
+def _page(values: dict[str, Any]) -> Page:
+    page = Page(**values)
+    page.p_synthetic, page.excluded, page.detector, page.detector_version = None, "", "", ""
+    return page
+
+
+def _token(detector, pages: list[Page]) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    for page in pages:
+        digest.update(f"{page.snapshot}\0{page.url}\0{page.content_hash}\n".encode())
+    return f"rescore:{detector.name}:{detector.version}:{digest.hexdigest()}"
+
+
+def _progress(show: bool, total: int, detector):
+    if not show:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(f"rescore {detector.name} v{detector.version}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    progress.start()
+    return progress, progress.add_task("rescore", total=total)
