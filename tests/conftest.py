@@ -37,3 +37,22 @@ def kafka():
     libs = None if have_libs() else fetch_libs()
     with KafkaBroker(libs=libs, start_timeout=90) as broker:
         yield broker
+
+
+# The politeness shortcuts the crawl tests use (Crawl-delay still holds).
+FAST_CRAWL = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02, "SYNTHWEB_MAX_QUERY_VARIANTS": 4}
+
+
+@pytest.fixture(scope="session")
+def embedded_urls(sample_web):
+    """URLs per site host that an embedded crawl of the sample web records: the fleet must send the same."""
+    from collections import defaultdict
+    from urllib.parse import urlsplit
+
+    from crawler.testing import crawl_in_subprocess
+
+    _, pages = crawl_in_subprocess(sample_web.seeds, {**FAST_CRAWL, "SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True})
+    by_site = defaultdict(set)
+    for page in pages:
+        by_site[urlsplit(page["url"]).hostname].add(page["url"])
+    return dict(by_site)

@@ -217,13 +217,18 @@ class FleetSpider(SiteSpider):
         self.traps = TrapGuard.from_settings(self.crawler.settings)
         self._forget_robots()
         log.info("job %s: %s (%d seeds, max %d pages)", job.job_id, job.domain, len(job.seeds), job.max_pages)
+        self._discovery.clear()  # sitemaps are read afresh per job, as robots.txt is
         for url in job.seeds:
             site = site_of(url)
             if site != job.domain:
                 log.warning("job %s: seed %s is not on %s", job.job_id, url, job.domain)
-            request = self._request(url, site, depth=0)
-            if request is not None:
-                self.crawler.engine.crawl(request)
+            if self.sitemaps_enabled:
+                requests = list(self._discover(url, site))
+            else:
+                requests = [self._request(url, site, depth=0)]
+            for request in requests:
+                if request is not None:
+                    self.crawler.engine.crawl(request)
 
     def _forget_robots(self) -> None:
         # Scrapy's robots middleware caches robots.txt for the process; a new job must see today's file.
@@ -232,12 +237,12 @@ class FleetSpider(SiteSpider):
             if isinstance(parsers, dict):
                 parsers.clear()
 
-    def _request(self, url, site, depth):
+    def _request(self, url, site, depth, reset=False):
         if self.job is not None and time.monotonic() - self._job_started > DEADLINE_SHARE * self.max_job_seconds:
             # Past the deadline the group would hand the job to another crawler; end it instead.
             self.crawler.stats.inc_value("synthweb/job_deadline_refused")
             return None
-        return super()._request(url, site, depth)
+        return super()._request(url, site, depth, reset=reset)
 
     def _finish_job(self) -> None:
         job, record = self.job, self._job_record

@@ -16,7 +16,6 @@ from crawler.spiders.site import site_of
 from crawler.testing import (
     REPO,
     FleetTopics,
-    crawl_in_subprocess,
     crawler_summary,
     group_lag,
     publish_jobs,
@@ -50,16 +49,6 @@ def stop(procs) -> None:
 
 def jobs_for(sites, snapshot: str, max_pages: int = 200) -> list[CrawlJob]:
     return [CrawlJob(snapshot=snapshot, domain=site_of(s.root), seeds=[s.root], max_pages=max_pages) for s in sites]
-
-
-@pytest.fixture(scope="module")
-def embedded_urls(sample_web):
-    """URLs per site that an embedded crawl of the sample web records: the fleet must send the same."""
-    _, pages = crawl_in_subprocess(sample_web.seeds, {**FAST, "SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True})
-    by_site = defaultdict(set)
-    for page in pages:
-        by_site[urlsplit(page["url"]).hostname].add(page["url"])
-    return dict(by_site)
 
 
 def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp_path):

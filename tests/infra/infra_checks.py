@@ -341,7 +341,7 @@ def doc_sql_statements() -> list[tuple[str, str]]:
         if path.exists():
             for block in re.findall(r"```sql\n(.*?)```", path.read_text(), re.DOTALL):
                 script = re.sub(r"--[^\n]*", "", block)
-                found.extend((path.name, s.strip()) for s in script.split(";") if s.strip())
+                found.extend((str(path.relative_to(REPO)), s.strip()) for s in script.split(";") if s.strip())
     return found
 
 
