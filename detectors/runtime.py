@@ -9,6 +9,7 @@ detectors/shipped/<name>/ and then to the dirs in $SYNTHWEB_DETECTORS_PATH.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +28,14 @@ PREPROCESSORS = {
 
 class DetectorError(ValueError):
     """Unknown detector name, or a detector directory that cannot be loaded."""
+
+
+# Manifest kinds other than the built-in "onnx-text", as "module:Class", imported on first use.
+# A scorer is built as Class(path, manifest, make_session) and has score(texts, batch_size) -> array.
+KIND_SCORERS = {
+    "onnx-encoder": "detectors.encoder:EncoderScorer",
+    "ensemble": "detectors.ensemble:EnsembleScorer",
+}
 
 
 def preprocess(text: str, steps=("collapse_whitespace", "lowercase")) -> str:
@@ -76,11 +85,12 @@ class Detector:
         try:
             self.manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
             m = self.manifest
-            if m.get("kind", "onnx-text") != "onnx-text":
-                raise DetectorError(f"{path}: unsupported detector kind {m.get('kind')!r}")
+            self.kind = m.get("kind", "onnx-text")
+            if self.kind != "onnx-text" and self.kind not in KIND_SCORERS:
+                raise DetectorError(f"{path}: unsupported detector kind {self.kind!r}")
             self.name = str(m["name"])
             self.version = str(m["version"])
-            model_file = path / m["model"]
+            model_file = path / m["model"] if self.kind == "onnx-text" else None
             self.input_name = m.get("input", "text")
             self.output_name = m.get("output")
             self.preprocess = tuple(m.get("preprocess", ()))
@@ -96,10 +106,24 @@ class Detector:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DetectorError(f"broken detector manifest in {path}: {exc!r}") from exc
+        self.scorer = None
+        if self.kind != "onnx-text":
+            self.scorer = self._scorer(path, m)
+            self.providers = getattr(self.scorer, "providers", [])
+            return
         if not model_file.is_file():
             raise DetectorError(f"{path}: model file {model_file.name!r} is missing")
         self.session = self._session(model_file)
         self.providers = self.session.get_providers()
+
+    def _scorer(self, path: Path, manifest: dict):
+        module, cls = KIND_SCORERS[self.kind].split(":")
+        try:
+            return getattr(importlib.import_module(module), cls)(path, manifest, self._session)
+        except DetectorError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DetectorError(f"cannot load {self.kind} detector {path}: {exc}") from exc
 
     def _session(self, model_file: Path):
         import onnxruntime as ort
@@ -116,6 +140,9 @@ class Detector:
 
     def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """P(synthetic) for each text, in order, computed in batches of `batch_size`."""
+        if self.scorer is not None:
+            chunk = [preprocess(t or "", self.preprocess) for t in texts]
+            return np.clip(np.asarray(self.scorer.score(chunk, batch_size), dtype=np.float64), 0.0, 1.0)
         out = np.empty(len(texts), dtype=np.float64)
         for start in range(0, len(texts), max(1, batch_size)):
             chunk = [preprocess(t or "", self.preprocess) for t in texts[start : start + batch_size]]
