@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from detectors.data import Record, load_records, split_groups
-from detectors.encoder import DEFAULT_OUT, VARIANT_FILES, embed, load_tokenizer
+from detectors.encoder import DEFAULT_OUT, VARIANT_FILES, apply_head, embed, head_features, load_tokenizer
+from detectors.metrics import auroc, tpr_at_fpr
 from detectors.runtime import preprocess
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -103,14 +104,169 @@ def lexical_stack_scores(records: list[Record]) -> dict:
     return out
 
 
+# (layers, C) candidates for the head, compared by mean held-out AUROC.
+HEAD_CONFIGS = (((0, 1, 2, 3, 4, 5), 0.1), ((5,), 0.1), ((0, 1, 2, 3, 4, 5), 0.01))
+
+
+def fit_head(X: np.ndarray, y: np.ndarray, layers, c: float) -> dict:
+    """Standardise the chosen layers' mean-pooled states and fit a logistic regression on them."""
+    from sklearn.linear_model import LogisticRegression
+
+    head = {"layers": list(layers)}
+    feats = head_features(head, X)
+    mean, scale = feats.mean(0), feats.std(0) + 1e-6
+    lr = LogisticRegression(C=c, max_iter=3000).fit((feats - mean) / scale, y)
+    sig = lambda a: [float(f"{v:.6g}") for v in a]  # noqa: E731
+    return {**head, "C": c, "mean": sig(mean), "scale": sig(scale), "coef": sig(lr.coef_[0]),
+            "intercept": float(lr.intercept_[0]), "output": "layer_means"}  # fmt: skip
+
+
+def head_scores(head: dict, X: np.ndarray) -> np.ndarray:
+    return apply_head(head, head_features(head, X))
+
+
+def metrics_row(name: str, n_train: int, y: np.ndarray, scores: np.ndarray) -> dict:
+    return {
+        "split": name,
+        "n_train": int(n_train),
+        "n_test_human": int((y == 0).sum()),
+        "n_test_machine": int((y == 1).sum()),
+        "auroc": round(auroc(y, scores), 4),
+        "tpr@1%fpr": round(tpr_at_fpr(y, scores, 0.01), 4),
+        "tpr@5%fpr": round(tpr_at_fpr(y, scores, 0.05), 4),
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Means per split family, and their average (the number the default detector is chosen by)."""
+    means = {}
+    for kind in ("domain", "generator"):
+        sub = [r for r in rows if r["split"].startswith(kind)]
+        means[kind] = {k: round(float(np.mean([r[k] for r in sub])), 4) for k in ("auroc", "tpr@1%fpr", "tpr@5%fpr")}
+    mean_auroc = round((means["domain"]["auroc"] + means["generator"]["auroc"]) / 2, 4)
+    return {"rows": rows, "means": means, "mean_auroc": mean_auroc}
+
+
+def heldout_encoder(records, X, y, splits, layers, c) -> tuple[dict, dict]:
+    """Held-out table of the head trained per split; also the per-split heads."""
+    rows, heads = [], {}
+    for name, train, test in splits:
+        heads[name] = fit_head(X[train], y[train], layers, c)
+        rows.append(metrics_row(name, len(train), y[test], head_scores(heads[name], X[test])))
+    return summarize(rows), heads
+
+
+def heldout_ensemble(records, X, y, splits, layers, c, lexical: dict) -> dict:
+    """Held-out table of the stack: members fit on 75% of each split's training groups, combiner on 25%."""
+    from detectors.ensemble import combine, fit_combiner
+
+    rows = []
+    for name, train, test in splits:
+        members, comb = stack_split(records, train)
+        head = fit_head(X[members], y[members], layers, c)
+        comb_scores = np.stack([lexical[name]["combiner"], head_scores(head, X[comb])], axis=1)
+        combiner = fit_combiner(comb_scores, y[comb], ["lexical", "minilm"])
+        test_scores = np.stack([lexical[name]["test"], head_scores(head, X[test])], axis=1)
+        rows.append(metrics_row(name, len(train), y[test], combine(combiner, test_scores)))
+    return summarize(rows)
+
+
+def variant_quality(records, y, calib_idx, X, splits, heads, head, variants) -> dict:
+    """Quality of each model variant on the calibration groups: with the shipped head, and with each
+    held-out split's head on the calibration texts inside that split's test set."""
+    out = {}
+    for variant in variants:
+        Xv = X[calib_idx] if variant == "fp32" else embed_corpus([records[i] for i in calib_idx], variant)
+        pos = {int(i): k for k, i in enumerate(calib_idx)}
+        scores = head_scores(head, Xv)
+        rows = []
+        for name, _, test in splits:
+            inside = [pos[int(i)] for i in test if int(i) in pos]
+            yt = y[calib_idx][inside]
+            if 0 < yt.sum() < len(yt):
+                rows.append(metrics_row(name, 0, yt, head_scores(heads[name], Xv[inside])))
+        out[variant] = {
+            "calibration_split": metrics_row("calibration groups", 0, y[calib_idx], scores),
+            "heldout_on_calibration_groups": summarize(rows)["means"],
+            "scores": scores,
+        }
+    return out
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("fp32", "int8", "fp16")) -> dict:
+    """Evaluate, fit and write the minilm head + calibration, and the ensemble's combiner + calibration."""
+    from detectors.ensemble import combine, fit_combiner
+    from detectors.runtime import load_detector
+    from detectors.train import calibrate, markdown_table
+
+    ensemble_out = ensemble_out or out.parent / "ensemble"
+    records = load_records()
+    y = np.array([r.label for r in records])
+    X = embed_corpus(records)
+    splits = split_indices(records)
+    comparison = {}
+    for layers, c in HEAD_CONFIGS:
+        key = f"layers={list(layers)} C={c}"
+        comparison[key] = heldout_encoder(records, X, y, splits, layers, c)[0]
+        print(f"{key}: {comparison[key]['means']}", flush=True)
+    best_key = max(comparison, key=lambda k: comparison[k]["mean_auroc"])
+    layers, c = next((lay, cc) for lay, cc in HEAD_CONFIGS if f"layers={list(lay)} C={cc}" == best_key)
+    minilm_eval, split_heads = heldout_encoder(records, X, y, splits, layers, c)
+    print(f"minilm held-out ({best_key}):\n{markdown_table(minilm_eval)}", flush=True)
+    ensemble_eval = heldout_ensemble(records, X, y, splits, layers, c, lexical_stack_scores(records))
+    print(f"ensemble held-out:\n{markdown_table(ensemble_eval)}", flush=True)
+
+    train_groups, calib_groups = split_groups(records, holdout=0.2, salt="calib")
+    train_idx = np.array([i for i, r in enumerate(records) if r.group in train_groups])
+    calib_idx = np.array([i for i, r in enumerate(records) if r.group in calib_groups])
+    head = fit_head(X[train_idx], y[train_idx], layers, c)
+    manifest = json.loads((out / "manifest.json").read_text())
+    quality = variant_quality(records, y, calib_idx, X, splits, split_heads, head, variants)
+    shipped = quality[manifest["variant"]]["scores"]
+    write_json(out / "head.json", head)
+    write_json(out / "calibration.json", calibrate(shipped, y[calib_idx]))
+    write_json(out / "eval.json", {
+        "head": best_key, "max_tokens": manifest["max_tokens"],
+        "comparison": {k: {"mean_auroc": v["mean_auroc"], "means": v["means"]} for k, v in comparison.items()},
+        "heldout": minilm_eval["rows"], "means": minilm_eval["means"], "mean_auroc": minilm_eval["mean_auroc"],
+        "variants": {v: {k: q[k] for k in q if k != "scores"} for v, q in quality.items()},
+        "n_train": len(train_idx), "n_calibration": len(calib_idx),
+    })  # fmt: skip
+
+    # Ensemble: combiner on half of the calibration groups, calibration on the other half.
+    calib = [records[i] for i in calib_idx]
+    comb_groups, ens_calib_groups = split_groups(calib, holdout=0.5, salt="ensemble")
+    lexical = load_detector("lexical").score([r.text for r in calib])
+    member_scores = np.stack([lexical, shipped], axis=1)
+    part = np.array([r.group in comb_groups for r in calib])
+    combiner = fit_combiner(member_scores[part], y[calib_idx][part], ["lexical", "minilm"])
+    ens_scores = combine(combiner, member_scores[~part])
+    ens_y = y[calib_idx][~part]
+    write_json(ensemble_out / "combiner.json", combiner)
+    write_json(ensemble_out / "calibration.json", calibrate(ens_scores, ens_y))
+    write_json(ensemble_out / "eval.json", {
+        "heldout": ensemble_eval["rows"], "means": ensemble_eval["means"], "mean_auroc": ensemble_eval["mean_auroc"],
+        "calibration_split": metrics_row("ensemble calibration groups", int(part.sum()), ens_y, ens_scores),
+        "protocol": "per held-out split: members fit on 75% of the training groups, combiner on the other 25%",
+    })  # fmt: skip
+    return {"minilm": minilm_eval, "ensemble": ensemble_eval}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     e = sub.add_parser("embed")
     e.add_argument("--variant", choices=list(VARIANT_FILES), default="fp32")
     e.add_argument("--max-tokens", type=int, default=128)
+    sub.add_parser("train", help="held-out evaluation, then write head.json, calibration and the ensemble")
     sub.add_parser("lexical-stack", help="cache lexical scores for the held-out ensemble evaluation")
     args = ap.parse_args(argv)
+    if args.command == "train":
+        train()
     if args.command == "lexical-stack":
         lexical_stack_scores(load_records())
     if args.command == "embed":

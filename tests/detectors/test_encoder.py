@@ -184,7 +184,7 @@ def test_shipped_minilm_separates_calibration_split(minilm):
     except FileNotFoundError:
         pytest.skip("shared detector corpus not available")
     _, calib = data.split_groups(records, holdout=0.2, salt="calib")
-    sample = [r for r in records if r.group in calib][::20]
+    sample = [r for r in records if r.group in calib][::40]
     scores = minilm.score([r.text for r in sample])
     assert auroc([r.label for r in sample], scores) > 0.8
 
