@@ -327,11 +327,14 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("embed")
     e.add_argument("--variant", choices=list(VARIANT_FILES), default="fp32")
     e.add_argument("--max-tokens", type=int, default=128)
-    sub.add_parser("train", help="held-out evaluation, then write head.json, calibration and the ensemble")
+    t = sub.add_parser("train", help="held-out evaluation, then write head.json, calibration and the ensemble")
+    t.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    t.add_argument("--ensemble-out", type=Path, default=None)
+    t.add_argument("--variants", nargs="+", choices=list(VARIANT_FILES), default=["fp32", "int8", "fp16"])
     sub.add_parser("lexical-stack", help="cache lexical scores for the held-out ensemble evaluation")
     args = ap.parse_args(argv)
     if args.command == "train":
-        train()
+        train(args.out, args.ensemble_out, tuple(args.variants))
     if args.command == "lexical-stack":
         lexical_stack_scores(load_records())
     if args.command == "embed":
