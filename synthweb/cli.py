@@ -28,9 +28,7 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _detector_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--detector", default=None, help="detector name or directory (default: SYNTHWEB_DETECTOR, ensemble)"
-    )
+    parser.add_argument("--detector", default=None, help="detector name or directory (default: ensemble)")
 
 
 def build_parser() -> argparse.ArgumentParser:
