@@ -144,7 +144,7 @@ def build(out: Path = DEFAULT_OUT, variants: tuple[str, ...] = ("int8",), check:
     if "int8" in variants:
         to_int8(fp32_path, out / VARIANT_FILES["int8"])
     manifest_file = out / "manifest.json"
-    default = json.loads(manifest_file.read_text())["variant"] if manifest_file.is_file() else "int8"
+    default = json.loads(manifest_file.read_text())["variant"] if manifest_file.is_file() else "fp32"
     if default not in variants:
         variants = (*variants, default)
         if default == "int8":

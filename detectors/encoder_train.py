@@ -248,6 +248,8 @@ def variant_quality(records, y, calib_idx, X, splits, heads, head, variants) -> 
             "sample": f"every {VARIANT_SAMPLE_STEP.get(variant, 1)}th calibration text",
             "calibration_split": metrics_row("calibration groups", 0, y[sample], scores),
             "heldout_on_calibration_groups": summarize(rows)["means"],
+            "fp32_on_same_texts": metrics_row("calibration groups", 0, y[sample], head_scores(head, X[sample])),
+            "mean_abs_diff_vs_fp32": round(float(np.abs(scores - head_scores(head, X[sample])).mean()), 4),
             "scores": scores,
             "labels": y[sample],
             "idx": sample,
