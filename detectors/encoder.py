@@ -143,6 +143,7 @@ def build(out: Path = DEFAULT_OUT, variants: tuple[str, ...] = ("int8",), check:
         onnx.save(to_fp16(model), str(out / VARIANT_FILES["fp16"]))
     if "int8" in variants:
         to_int8(fp32_path, out / VARIANT_FILES["int8"])
+    requested = variants
     manifest_file = out / "manifest.json"
     default = json.loads(manifest_file.read_text())["variant"] if manifest_file.is_file() else "fp32"
     if default not in variants:
@@ -152,8 +153,6 @@ def build(out: Path = DEFAULT_OUT, variants: tuple[str, ...] = ("int8",), check:
         elif default == "fp16":
             onnx.save(to_fp16(model), str(out / VARIANT_FILES["fp16"]))
     shutil.copy2(out / VARIANT_FILES[default], out / "model.onnx")
-    if "fp32" not in variants:
-        fp32_path.unlink()
     if check:  # the graph against the numpy forward pass, on real text
         tok = load_tokenizer(out / "tokenizer.json", 256)
         ids, mask = encode_batch(tok, CHECK_TEXTS)
@@ -164,6 +163,8 @@ def build(out: Path = DEFAULT_OUT, variants: tuple[str, ...] = ("int8",), check:
             report["built"][variant] = {"max_abs_diff_vs_numpy": float(np.abs(got - ref).max())}
     for variant in variants:
         report["built"].setdefault(variant, {})["mb"] = round((out / VARIANT_FILES[variant]).stat().st_size / 1e6, 1)
+        if variant not in requested:  # only model.onnx is needed; keep variant files when asked for
+            (out / VARIANT_FILES[variant]).unlink()
     report["seconds"] = round(time.time() - t0, 1)
     return report
 
