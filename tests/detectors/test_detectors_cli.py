@@ -32,7 +32,10 @@ def labelled(path, n=12):
 
 
 def test_eval_json_has_every_slice(tmp_path, capsys):
-    assert main(["detectors", "eval", str(labelled(tmp_path / "e.jsonl")), "--format", "json"]) == 0
+    assert (
+        main(["detectors", "eval", str(labelled(tmp_path / "e.jsonl")), "--detector", "lexical", "--format", "json"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["detector"] == "lexical" and out["version"] == "1"
     slices = {row["slice"]: row for row in out["slices"]}

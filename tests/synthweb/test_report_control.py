@@ -49,6 +49,14 @@ def page(domain: str, i: int, score: float, published: str, **extra) -> dict:
     )  # fmt: skip
 
 
+@pytest.fixture(scope="module", autouse=True)
+def lexical_by_default():
+    """The stores here hold lexical scores: reports must use that detector, not the configured default."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SYNTHWEB_DETECTOR", "lexical")
+        yield
+
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     dsn = f"chdb:///{tmp_path_factory.mktemp('control')}/db"

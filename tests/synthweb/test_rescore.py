@@ -32,7 +32,8 @@ def history(tmp_path_factory):
     manifest.update(name="lexical-next", version="2")
     (second / "manifest.json").write_text(json.dumps(manifest))
     db = f"chdb:///{tmp}/store"
-    env = {"SYNTHWEB_DETECTORS_PATH": str(tmp / "detectors")}
+    # Ingested with lexical (fast, and the baseline the second version is compared with).
+    env = {"SYNTHWEB_DETECTORS_PATH": str(tmp / "detectors"), "SYNTHWEB_DETECTOR": "lexical"}
     result = synthweb("ingest", "warc", "--quiet", "--db", db, "--snapshot", "hist", str(warc), env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     return {"db": db, "env": env, "tmp": tmp}
