@@ -144,6 +144,15 @@ def crawler_summary(proc: subprocess.Popen, timeout: float = 120) -> dict[str, A
     return json.loads(lines[-1])
 
 
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Poll `condition()` until it holds; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
 def publish_jobs(bootstrap: str, topic: str, jobs: list, spread: bool = True) -> None:
     """Publish CrawlJobs keyed by domain; `spread` puts job i on partition i (mod partitions)."""
     from kafka import KafkaProducer

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from datetime import date
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ from crawler.testing import (
     read_pages,
     stable_group_members,
     start_fleet_crawler,
+    wait_until,
 )
 from stream.messages import CrawlJob, decode_dead_letter
 from synthweb.sampleweb import Article, SampleWeb, Site
@@ -31,14 +31,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 # The same politeness shortcuts as tests/crawler/test_crawl_sampleweb.py (Crawl-delay still holds).
 FAST = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02, "SYNTHWEB_MAX_QUERY_VARIANTS": 4}
 FLEET = {**FAST, "LOG_LEVEL": "INFO"}
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def stop(procs) -> None:

@@ -7,25 +7,16 @@ crawler is killed mid-job and its job is redone by another (which sends some pag
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 
-from crawler.testing import REPO, FleetTopics, group_lag, read_pages, start_fleet_crawler
+from crawler.testing import REPO, FleetTopics, group_lag, read_pages, start_fleet_crawler, wait_until
 from stream.testing import WorkerProcess, end_offsets, store_query, worker_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 FLEET = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02, "SYNTHWEB_MAX_QUERY_VARIANTS": 4}
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def publish_snapshot(env: dict[str, str], seeds: list[str], tmp_path, name: str) -> str:
