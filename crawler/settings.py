@@ -79,6 +79,8 @@ SYNTHWEB_MAX_JOB_SECONDS = int(os.environ.get("SYNTHWEB_MAX_JOB_SECONDS", "1800"
 SYNTHWEB_CRAWLER_SESSION_SECONDS = float(os.environ.get("SYNTHWEB_CRAWLER_SESSION_SECONDS", "45"))
 # Faust app id = Kafka consumer group of the workers.
 SYNTHWEB_WORKER_GROUP = os.environ.get("SYNTHWEB_WORKER_GROUP", "synthweb-workers")
+# Faust's own state directory (tables live in memory; Faust still keeps a version marker there).
+SYNTHWEB_WORKER_DATADIR = os.environ.get("SYNTHWEB_WORKER_DATADIR", "synthweb-worker-data")
 # pages per take_events batch in the Faust worker (and per ClickHouse insert) ...
 SYNTHWEB_WORKER_BATCH_SIZE = int(os.environ.get("SYNTHWEB_WORKER_BATCH_SIZE", "64"))
 SYNTHWEB_WORKER_BATCH_SECONDS = float(os.environ.get("SYNTHWEB_WORKER_BATCH_SECONDS", "2.0"))  # ... or fewer after this

@@ -169,6 +169,7 @@ def create_app(settings=None) -> faust.App:
         consumer_max_fetch_size=max_bytes,
         topic_partitions=settings.getint("SYNTHWEB_TOPIC_PARTITIONS"),
         store="memory://",
+        datadir=settings.get("SYNTHWEB_WORKER_DATADIR"),
         autodiscover=False,
         timezone=UTC,
         # A crashed worker's partitions go to the others after this long without heartbeats.

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -39,6 +40,7 @@ def worker_env(bootstrap: str, prefix: str, db: str, partitions: int = 3, **extr
         SYNTHWEB_TOPIC_DEAD=f"{prefix}.dead",
         SYNTHWEB_TOPIC_PARTITIONS=str(partitions),
         SYNTHWEB_WORKER_GROUP=f"{prefix}-workers",
+        SYNTHWEB_WORKER_DATADIR=tempfile.mkdtemp(prefix=f"{prefix}-worker-data-"),
         SYNTHWEB_WORKER_WEB_PORT=str(free_port()),
         SYNTHWEB_WORKER_WEB_BIND="127.0.0.1",
         SYNTHWEB_DB=db,
