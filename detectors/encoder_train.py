@@ -47,10 +47,15 @@ def embedding_order(records: list[Record]) -> np.ndarray:
     return np.array(list(range(min(ORDER_PREFIX, len(records)))) + rest, dtype=np.int64)
 
 
+def shipped_max_tokens(model_dir: Path = DEFAULT_OUT) -> int:
+    """The context the shipped detector reads (its manifest's max_tokens): train on what it will see."""
+    return int(json.loads((model_dir / "manifest.json").read_text())["max_tokens"])
+
+
 def embed_corpus(
     records: list[Record],
     variant: str = "fp32",
-    max_tokens: int = 128,
+    max_tokens: int | None = None,
     model_dir=DEFAULT_OUT,
     max_chunks: int | None = None,
     compute: bool = True,
@@ -60,6 +65,7 @@ def embed_corpus(
     import onnxruntime as ort
 
     CACHE.mkdir(exist_ok=True)
+    max_tokens = max_tokens or shipped_max_tokens(model_dir)
     key = corpus_key(records, max_tokens, variant)
     order = embedding_order(records) if len(records) > ORDER_PREFIX else np.arange(len(records))
     texts = [preprocess(r.text, ("collapse_whitespace",)) for r in records]
@@ -328,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="command", required=True)
     e = sub.add_parser("embed")
     e.add_argument("--variant", choices=list(VARIANT_FILES), default="fp32")
-    e.add_argument("--max-tokens", type=int, default=128)
+    e.add_argument("--max-tokens", type=int, default=None, help="default: the shipped manifest's")
     t = sub.add_parser("train", help="held-out evaluation, then write head.json, calibration and the ensemble")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT)
     t.add_argument("--ensemble-out", type=Path, default=None)
