@@ -20,8 +20,8 @@ import numpy as np
 
 from detectors.data import Record, load_records, split_groups
 from detectors.encoder import DEFAULT_OUT, VARIANT_FILES, apply_head, embed, head_features, load_tokenizer
-from detectors.metrics import auroc, tpr_at_fpr
 from detectors.runtime import preprocess
+from detectors.train import metrics_row
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 CHUNK = 256
@@ -163,18 +163,6 @@ def fit_head(X: np.ndarray, y: np.ndarray, layers, penalty: float) -> dict:
 
 def head_scores(head: dict, X: np.ndarray) -> np.ndarray:
     return apply_head(head, head_features(head, X))
-
-
-def metrics_row(name: str, n_train: int, y: np.ndarray, scores: np.ndarray) -> dict:
-    return {
-        "split": name,
-        "n_train": int(n_train),
-        "n_test_human": int((y == 0).sum()),
-        "n_test_machine": int((y == 1).sum()),
-        "auroc": round(auroc(y, scores), 4),
-        "tpr@1%fpr": round(tpr_at_fpr(y, scores, 0.01), 4),
-        "tpr@5%fpr": round(tpr_at_fpr(y, scores, 0.05), 4),
-    }
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -160,18 +160,22 @@ def heldout_splits(records: list[Record]) -> list[tuple[str, list[Record], list[
     return splits
 
 
-def _eval_split(features: str, name: str, train: list[Record], test: list[Record]) -> dict:
-    scores = _score(_fit(features, train), test)
-    y = np.array([r.label for r in test])
+def metrics_row(name: str, n_train: int, y: np.ndarray, scores: np.ndarray) -> dict:
+    """One row of a held-out table: test sizes, AUROC and TPR at 1% / 5% FPR."""
     return {
         "split": name,
-        "n_train": len(train),
+        "n_train": int(n_train),
         "n_test_human": int((y == 0).sum()),
         "n_test_machine": int((y == 1).sum()),
         "auroc": round(auroc(y, scores), 4),
         "tpr@1%fpr": round(tpr_at_fpr(y, scores, 0.01), 4),
         "tpr@5%fpr": round(tpr_at_fpr(y, scores, 0.05), 4),
     }
+
+
+def _eval_split(features: str, name: str, train: list[Record], test: list[Record]) -> dict:
+    scores = _score(_fit(features, train), test)
+    return metrics_row(name, len(train), np.array([r.label for r in test]), scores)
 
 
 def evaluate(features: str, records: list[Record], n_jobs: int = 2) -> dict:

@@ -91,6 +91,20 @@ def java_executable() -> str | None:
     return shutil.which("java")
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> bool:
+    """SIGTERM a running process and wait; SIGKILL it after `timeout` s. True if it had to be killed."""
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        return True
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -214,14 +228,8 @@ class KafkaBroker:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the broker (clean shutdown), SIGKILL it after ``timeout`` s, and remove the temp dir."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-                self._cds_dump = None  # a JVM killed while dumping leaves a partial archive: never keep that
+        if proc is not None and terminate(proc, timeout):
+            self._cds_dump = None  # a JVM killed while dumping leaves a partial archive: never keep that
         self._keep_cds_archive()
         if self._log_file is not None:
             self._log_file.close()

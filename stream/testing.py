@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stream.broker import free_port
+from stream.broker import free_port, terminate
 from stream.metrics import parse_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -116,13 +115,7 @@ class WorkerProcess:
         proc, self.proc = self.proc, None
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        terminate(proc, timeout)
         return proc.returncode
 
     def kill(self) -> None:
