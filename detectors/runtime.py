@@ -36,6 +36,7 @@ KIND_SCORERS = {
     "onnx-encoder": "detectors.encoder:EncoderScorer",
     "ensemble": "detectors.ensemble:EnsembleScorer",
     "likelihood": "detectors.likelihood:LikelihoodScorer",
+    "hashed-ngrams": "detectors.hashed:HashedScorer",
 }
 
 
