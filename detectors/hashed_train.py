@@ -10,7 +10,6 @@ on the other ~20%. Needs the `train` extra (scikit-learn, onnx).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -19,7 +18,15 @@ import numpy as np
 from detectors.data import Record, load_records, split_groups
 from detectors.hashed import linear_scores, ngram_ids, onnx_model
 from detectors.metrics import auroc, tpr_at_fpr
-from detectors.train import SEED, calibrate, heldout_splits, markdown_table, metrics_row
+from detectors.train import (
+    SEED,
+    calibrate,
+    heldout_splits,
+    heldout_summary,
+    markdown_table,
+    metrics_row,
+    write_detector,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "shipped" / "hashed"
 
@@ -56,12 +63,7 @@ def evaluate(records: list[Record], X, c: float, n_jobs: int = 2) -> dict:
         (name, np.array([index[id(r)] for r in train]), np.array([index[id(r)] for r in test]))
         for name, train, test in heldout_splits(records)
     ]
-    rows = Parallel(n_jobs=n_jobs)(delayed(_split_row)(name, X, y, tr, te, c) for name, tr, te in jobs)
-    means = {}
-    for kind in ("domain", "generator"):
-        sub = [r for r in rows if r["split"].startswith(kind)]
-        means[kind] = {k: round(float(np.mean([r[k] for r in sub])), 4) for k in ("auroc", "tpr@1%fpr")}
-    return {"rows": rows, "means": means, "mean_auroc": round(float(np.mean([r["auroc"] for r in rows])), 4)}
+    return heldout_summary(Parallel(n_jobs=n_jobs)(delayed(_split_row)(name, X, y, tr, te, c) for name, tr, te in jobs))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,12 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     labels = y[calib]
     calibration = calibrate(scores, labels)
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "model.onnx").write_bytes(model)
-    (out / "calibration.json").write_text(json.dumps(calibration, indent=1) + "\n")
     manifest = {
-        "name": out.name,
+        "name": args.out.name,
         "version": "1",
         "kind": "hashed-ngrams",
         "model": "model.onnx",
@@ -112,17 +110,14 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(train_groups)} article groups; calibrated on {len(calib)} texts from {len(calib_groups)} other groups",
         "calibration": "calibration.json",
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     evaluation = {
         "params": {"bits": args.bits, "max_n": args.max_n, "c": args.c},
         "calibration_split": {"auroc": round(auroc(labels, scores), 4), "tpr@1%fpr": tpr_at_fpr(labels, scores, 0.01)},
     }
     if result:
         evaluation.update(heldout=result["rows"], means=result["means"])
-    (out / "eval.json").write_text(json.dumps(evaluation, indent=1) + "\n")
-    print(f"calibration split: {evaluation['calibration_split']}")
-    print(f"threshold {calibration['threshold']} tpr {calibration['tpr']} fpr {calibration['fpr']}")
-    print(f"wrote {out} (model.onnx {len(model) / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
+    write_detector(args.out, model, manifest, calibration, evaluation)
+    print(f"in {time.time() - t0:.0f}s")
 
 
 if __name__ == "__main__":

@@ -182,12 +182,16 @@ def evaluate(features: str, records: list[Record], n_jobs: int = 2) -> dict:
     from joblib import Parallel, delayed
 
     rows = Parallel(n_jobs=n_jobs)(delayed(_eval_split)(features, *split) for split in heldout_splits(records))
+    return {"features": features, **heldout_summary(rows)}
+
+
+def heldout_summary(rows: list[dict]) -> dict:
+    """The rows with their means per split kind (domain, generator) and over all splits."""
     means = {}
     for kind in ("domain", "generator"):
         sub = [r for r in rows if r["split"].startswith(kind)]
         means[kind] = {k: round(float(np.mean([r[k] for r in sub])), 4) for k in ("auroc", "tpr@1%fpr")}
-    mean_auroc = round(float(np.mean([r["auroc"] for r in rows])), 4)
-    return {"features": features, "rows": rows, "means": means, "mean_auroc": mean_auroc}
+    return {"rows": rows, "means": means, "mean_auroc": round(float(np.mean([r["auroc"] for r in rows])), 4)}
 
 
 def calibrate(scores: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict:
@@ -257,10 +261,6 @@ def main(argv: list[str] | None = None) -> None:
     labels = np.array([r.label for r in calib])
     calibration = calibrate(scores, labels)
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "model.onnx").write_bytes(model)
-    (out / "calibration.json").write_text(json.dumps(calibration, indent=1) + "\n")
     manifest = {
         "name": "lexical",
         "version": "1",
@@ -278,7 +278,6 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(train_groups)} article groups; calibrated on {len(calib)} texts from {len(calib_groups)} other groups",
         "calibration": "calibration.json",
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     evaluation = {
         "chosen": best,
         "comparison": {f: {"mean_auroc": r["mean_auroc"], "means": r["means"]} for f, r in results.items()},
@@ -290,10 +289,19 @@ def main(argv: list[str] | None = None) -> None:
             "onnx_vs_sklearn_max_abs_diff": max_diff,
         },
     }
-    (out / "eval.json").write_text(json.dumps(evaluation, indent=1) + "\n")
+    write_detector(args.out, model, manifest, calibration, evaluation)
+    print(f"in {time.time() - t0:.0f}s")
+
+
+def write_detector(out: Path, model: bytes, manifest: dict, calibration: dict, evaluation: dict) -> None:
+    """Write a detector directory (model.onnx, manifest, calibration, eval.json) and summarise it."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.onnx").write_bytes(model)
+    for name, obj in (("manifest", manifest), ("calibration", calibration), ("eval", evaluation)):
+        (out / f"{name}.json").write_text(json.dumps(obj, indent=1) + "\n")
     print(f"calibration split: {evaluation['calibration_split']}")
     print(f"threshold {calibration['threshold']} tpr {calibration['tpr']} fpr {calibration['fpr']}")
-    print(f"wrote {out} (model.onnx {len(model) / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
+    print(f"wrote {out} (model.onnx {len(model) / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":
