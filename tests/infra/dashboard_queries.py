@@ -42,7 +42,7 @@ def pages() -> list[Page]:
                     text="word " * 80,
                     content_hash=f"{snapshot}-{i}",
                     word_count=80,
-                    detector="lexical",
+                    detector="hashed",
                     detector_version="1",
                     p_synthetic=min(0.99, ((i * 7) % 40) / 40 + 0.3 * s),
                     published=date(2025, 1 + i % 3, 15) if i % 5 else None,
@@ -56,7 +56,7 @@ def pages() -> list[Page]:
 
 def substitute(sql: str, constants: dict[str, str]) -> str:
     """Grafana's variables and the ClickHouse plugin's $__timeFilter macro, as Grafana would expand them."""
-    values = {"detector": "lexical", "version": "1", **constants}
+    values = {"detector": "hashed", "version": "1", **constants}
     sql = sql.replace("${snapshot:singlequote}", ", ".join(f"'{s}'" for s in SNAPSHOTS))
     sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 >= toDateTime('2000-01-01 00:00:00') AND \1 <= now()", sql)
     sql = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], sql)
@@ -83,7 +83,7 @@ def main(store_dir: str) -> int:
     for where, sql in doc_sql_statements():
         columns, rows = store.query(sql)
         results[f"{where}: {sql[:60]}"] = [dict(zip(columns, row, strict=True)) for row in rows]
-    report = share_report(store, load_detector("lexical"), ["snapshot"], method="acc")  # Grafana computes ACC in SQL
+    report = share_report(store, load_detector("hashed"), ["snapshot"], method="acc")  # Grafana computes ACC in SQL
     print(json.dumps({"queries": results, "report": report}, default=str))
     return 0
 

@@ -231,7 +231,7 @@ def test_grafana_sql_names_only_existing_tables():
 def test_grafana_calibration_constants_match_the_shipped_detector():
     from synthweb.estimate import Calibration
 
-    calibration = Calibration.from_dict(json.loads((REPO / "detectors/shipped/lexical/calibration.json").read_text()))
+    calibration = Calibration.from_dict(json.loads((REPO / "detectors/shipped/hashed/calibration.json").read_text()))
     tp, n_machine, fp, n_human = calibration.rates()
     constants = grafana_constants(DASHBOARDS / "synthweb-shares.json")
     assert int(constants["threshold_bin"]) == calibration.threshold_bin
