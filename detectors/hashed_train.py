@@ -4,7 +4,7 @@
 
 Held-out AUROC (leave-one-domain-out, leave-one-generator-out) is measured first; the shipped
 model is then fit on the same ~80% of article groups as the lexical detector and calibrated
-on the other ~20%. Needs the `train` extra (scikit-learn, onnx).
+on the other ~20%. Needs the `train` extra (scikit-learn).
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     evaluation = {
         "params": {"bits": args.bits, "max_n": args.max_n, "c": args.c},
-        "calibration_split": {"auroc": round(auroc(labels, scores), 4), "tpr@1%fpr": tpr_at_fpr(labels, scores, 0.01)},
+        "calibration_split": {
+            "auroc": round(auroc(labels, scores), 4),
+            "tpr@1%fpr": round(tpr_at_fpr(labels, scores, 0.01), 4),
+        },
     }
     if result:
         evaluation.update(heldout=result["rows"], means=result["means"])
