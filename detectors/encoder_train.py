@@ -21,7 +21,7 @@ import numpy as np
 from detectors.data import Record, load_records, split_groups
 from detectors.encoder import DEFAULT_OUT, VARIANT_FILES, apply_head, embed, head_features, load_tokenizer
 from detectors.runtime import preprocess
-from detectors.train import metrics_row
+from detectors.train import metrics_row, split_indices
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 CHUNK = 256
@@ -95,17 +95,6 @@ def embed_corpus(
     if not parts:
         return np.empty(0, dtype=np.int64), np.empty((0, 0, 0), dtype=np.float16)
     return np.concatenate(done_idx), np.concatenate(parts)
-
-
-def split_indices(records: list[Record]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """detectors.train's held-out splits (whole domains / whole generators) as index arrays."""
-    from detectors.train import heldout_splits
-
-    pos = {id(r): i for i, r in enumerate(records)}
-    return [
-        (name, np.array([pos[id(r)] for r in train]), np.array([pos[id(r)] for r in test]))
-        for name, train, test in heldout_splits(records)
-    ]
 
 
 def stack_split(records: list[Record], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

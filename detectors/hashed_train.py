@@ -21,10 +21,10 @@ from detectors.metrics import auroc, tpr_at_fpr
 from detectors.train import (
     SEED,
     calibrate,
-    heldout_splits,
     heldout_summary,
     markdown_table,
     metrics_row,
+    split_indices,
     write_detector,
 )
 
@@ -57,12 +57,8 @@ def evaluate(records: list[Record], X, c: float, n_jobs: int = 2) -> dict:
     """Held-out rows and per-kind means, same splits and table as the lexical detector."""
     from joblib import Parallel, delayed
 
-    index = {id(r): i for i, r in enumerate(records)}
     y = np.array([r.label for r in records])
-    jobs = [
-        (name, np.array([index[id(r)] for r in train]), np.array([index[id(r)] for r in test]))
-        for name, train, test in heldout_splits(records)
-    ]
+    jobs = split_indices(records)
     return heldout_summary(Parallel(n_jobs=n_jobs)(delayed(_split_row)(name, X, y, tr, te, c) for name, tr, te in jobs))
 
 

@@ -160,6 +160,15 @@ def heldout_splits(records: list[Record]) -> list[tuple[str, list[Record], list[
     return splits
 
 
+def split_indices(records: list[Record]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The held-out splits (whole domains / whole generators) as index arrays into `records`."""
+    pos = {id(r): i for i, r in enumerate(records)}
+    return [
+        (name, np.array([pos[id(r)] for r in train]), np.array([pos[id(r)] for r in test]))
+        for name, train, test in heldout_splits(records)
+    ]
+
+
 def metrics_row(name: str, n_train: int, y: np.ndarray, scores: np.ndarray) -> dict:
     """One row of a held-out table: test sizes, AUROC and TPR at 1% / 5% FPR."""
     return {
