@@ -11,6 +11,7 @@ import os
 BOT_NAME = "synthweb"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+COMMANDS_MODULE = "crawler.commands"  # `scrapy crawl` exits 1 when a spider stopped on a failure
 
 # --- politeness -------------------------------------------------------------
 # Identify ourselves; operators of crawled sites must be able to reach us.

@@ -171,3 +171,17 @@ def test_undelivered_pages_leave_the_job_uncommitted(kafka, sample_web, tmp_path
     assert proc.returncode == 1, log[-3000:]
     assert "not acknowledged" in log
     assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 1}  # redelivered to the next crawler
+
+
+def test_scrapy_crawl_fleet_exits_1_when_pages_are_undelivered(kafka, sample_web, tmp_path):
+    topics = FleetTopics.create(kafka, partitions=1, max_message_bytes=512)  # the broker refuses every page
+    publish_jobs(kafka.bootstrap, topics.jobs, jobs_for([sample_web.site("mixed")], "fleet-fail-scrapy"))
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "fleet", "-a", "max_jobs=1", "-a", "idle_exit=30"]
+    settings = {**FLEET, "SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True}
+    cmd += [arg for name, value in settings.items() for arg in ("-s", f"{name}={value}")]
+    env = {**os.environ, **topics.env, "SYNTHWEB_CRAWLER_SESSION_SECONDS": "6", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    (tmp_path / "crawler.log").write_text(proc.stderr)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # Scrapy's own command said 0 here
+    assert "not acknowledged" in proc.stderr
+    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 1}  # left for the next crawler
