@@ -127,7 +127,8 @@ def lexical_stack_scores(records: list[Record]) -> dict:
 
 
 # (layers, ridge penalty) candidates for the head, compared by mean held-out AUROC.
-HEAD_CONFIGS = (((0, 1, 2, 3, 4, 5), 1.0), ((0, 1, 2, 3, 4, 5), 10.0), ((5,), 1.0))
+ALL_LAYERS = (0, 1, 2, 3, 4, 5)
+HEAD_CONFIGS = ((ALL_LAYERS, 0.1), (ALL_LAYERS, 0.3), (ALL_LAYERS, 1.0), (ALL_LAYERS, 10.0), ((5,), 1.0))
 
 
 def fit_head(X: np.ndarray, y: np.ndarray, layers, penalty: float) -> dict:
