@@ -42,7 +42,7 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _detector_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detector", default=None, help="detector name or directory (default: minilm)")
+    parser.add_argument("--detector", default=None, help="detector name or directory (default: ensemble)")
 
 
 def _method_option(parser: argparse.ArgumentParser) -> None:
