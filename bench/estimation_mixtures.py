@@ -4,7 +4,8 @@
 
 Texts come from the detector's calibration split of ../shared/data/detect/fast-detect-gpt (article
 groups never used in training). That split is halved by group: one half rebuilds the calibration
-histograms (same 50 bins and threshold rule as detectors/train.py), the other half is the pool
+(detectors.train.calibrate, with the texts' article groups as shipped calibrations have them; a second
+pass without groups shows what counting near-duplicate texts as independent gave), the other half is the pool
 the mixtures are drawn from; then the halves swap (2 folds). Mixtures have shares 0-60% and
 n = 200 and 500 documents (drawn without replacement) and n = 1000 (with replacement: the pool
 holds ~640 human texts). A second table draws each mixture from ONE domain of the pool while the
@@ -31,6 +32,7 @@ os.environ.setdefault("SYNTHWEB_ORT_PROVIDERS", "CPUExecutionProvider")
 
 from detectors.data import load_records, split_groups  # noqa: E402
 from detectors.runtime import load_detector  # noqa: E402
+from detectors.train import calibrate  # noqa: E402
 from synthweb.estimate import METHODS, Calibration, estimate_histogram, histogram  # noqa: E402
 
 SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -39,12 +41,9 @@ BINS = 50
 DOMAIN_N = 100  # the smallest per-domain pool (squad, one half) holds ~140 human texts
 
 
-def calibration_from(scores: np.ndarray, labels: np.ndarray) -> Calibration:
-    hist_h, hist_m = histogram(scores[labels == 0], BINS), histogram(scores[labels == 1], BINS)
-    tpr = np.cumsum(hist_m[::-1])[::-1] / hist_m.sum()
-    fpr = np.cumsum(hist_h[::-1])[::-1] / hist_h.sum()
-    k = int(np.argmax(tpr - fpr))
-    return Calibration(bins=BINS, hist_human=hist_h, hist_machine=hist_m, threshold=k / BINS)
+def calibration_from(scores: np.ndarray, labels: np.ndarray, groups=None) -> Calibration:
+    """The calibration a detector would ship from these texts (with their article groups: clustered)."""
+    return Calibration.from_dict(calibrate(scores, labels, BINS, groups=groups))
 
 
 def half(group: str) -> int:
@@ -115,11 +114,60 @@ def summarise(errors: dict[str, list]) -> dict[str, dict]:
     return table
 
 
+def measure(scores, labels, groups, halves, domains, reps: int, clustered: bool, t0: float) -> dict:
+    """Errors per cell, both folds pooled; `clustered` gives the calibration its article groups."""
+    rng = np.random.default_rng(7)
+    results: dict[str, dict] = {"by_size": {}, "by_domain": {}}
+    pooled: dict[str, dict[str, list]] = {}
+    for fold in (0, 1):
+        fit, pool = halves == fold, halves != fold
+        cal = calibration_from(scores[fit], labels[fit], groups[fit] if clustered else None)
+        extra = quapy_methods(scores[fit], labels[fit])
+        for n, replace in SIZES:
+            key = f"n={n}" + (" (with replacement)" if replace else "")
+            cell = pooled.setdefault(key, {})
+            for share in SHARES:
+                errs = run_cell(
+                    rng, scores[pool & (labels == 0)], scores[pool & (labels == 1)], share, n, replace, cal, extra, reps
+                )
+                for m, rows in errs.items():
+                    cell.setdefault(m, []).extend(rows)
+        for domain in sorted(set(domains)):
+            key = f"domain={domain}, n={DOMAIN_N}"
+            cell = pooled.setdefault(key, {})
+            sel = pool & (domains == domain)
+            for share in SHARES:
+                errs = run_cell(
+                    rng, scores[sel & (labels == 0)], scores[sel & (labels == 1)], share, DOMAIN_N, False, cal, extra,
+                    max(4, reps // 3),
+                )  # fmt: skip
+                for m, rows in errs.items():
+                    cell.setdefault(m, []).extend(rows)
+        mode = "clustered" if clustered else "iid"
+        print(f"{mode} calibration, fold {fold} done ({time.time() - t0:.0f}s)", flush=True)
+    for key, errors in pooled.items():
+        results["by_domain" if key.startswith("domain=") else "by_size"][key] = summarise(errors)
+    same = [m for k, m in pooled.items() if not k.startswith("domain=")]
+    results["overall_same_distribution"] = summarise({m: sum((c[m] for c in same), []) for m in same[0]})
+    shifted = [m for k, m in pooled.items() if k.startswith("domain=")]
+    results["overall_domain_shift"] = summarise({m: sum((c[m] for c in shifted), []) for m in shifted[0]})
+    return results
+
+
+def best_method(table: dict[str, dict], min_coverage: float = 0.9) -> str:
+    """The corrected method with the lowest max error (then mean) among those whose intervals cover."""
+    covering = [m for m in METHODS if m != "cc" and (table[m]["coverage"] or 0) >= min_coverage]
+    return min(covering, key=lambda m: (table[m]["max_abs"], table[m]["mean_abs"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--detector", default="lexical")
     ap.add_argument("--reps", type=int, default=25, help="mixtures per (fold, share, size)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "estimation_mixtures.json")
+    ap.add_argument(
+        "--write-method", action="store_true", help="record the best method in the detector's calibration.json"
+    )
     args = ap.parse_args()
     t0 = time.time()
     detector = load_detector(args.detector)
@@ -128,44 +176,13 @@ def main() -> None:
     calib = [r for r in records if r.group in calib_groups]
     scores = detector.score([r.text for r in calib])
     labels = np.array([r.label for r in calib])
-    halves = np.array([half(r.group) for r in calib])
+    groups = np.array([r.group for r in calib])
+    halves = np.array([half(g) for g in groups])
     domains = np.array([r.domain for r in calib])
-    rng = np.random.default_rng(7)
-    results: dict[str, dict] = {"by_size": {}, "by_domain": {}}
-    pooled: dict[str, dict[str, list]] = {}
-    for fold in (0, 1):
-        fit, pool = halves == fold, halves != fold
-        cal = calibration_from(scores[fit], labels[fit])
-        extra = quapy_methods(scores[fit], labels[fit])
-        for n, replace in SIZES:
-            key = f"n={n}" + (" (with replacement)" if replace else "")
-            cell = pooled.setdefault(key, {})
-            for share in SHARES:
-                errs = run_cell(
-                    rng, scores[pool & (labels == 0)], scores[pool & (labels == 1)], share, n, replace, cal, extra,
-                    args.reps,
-                )  # fmt: skip
-                for m, rows in errs.items():
-                    cell.setdefault(m, []).extend(rows)
-            print(f"fold {fold} {key} done ({time.time() - t0:.0f}s)", flush=True)
-        for domain in sorted(set(domains)):
-            key = f"domain={domain}, n={DOMAIN_N}"
-            cell = pooled.setdefault(key, {})
-            sel = pool & (domains == domain)
-            for share in SHARES:
-                errs = run_cell(
-                    rng, scores[sel & (labels == 0)], scores[sel & (labels == 1)], share, DOMAIN_N, False, cal, extra,
-                    max(4, args.reps // 3),
-                )  # fmt: skip
-                for m, rows in errs.items():
-                    cell.setdefault(m, []).extend(rows)
-        print(f"fold {fold} domains done ({time.time() - t0:.0f}s)", flush=True)
-    for key, errors in pooled.items():
-        results["by_domain" if key.startswith("domain=") else "by_size"][key] = summarise(errors)
-    same = [m for k, m in pooled.items() if not k.startswith("domain=")]
-    results["overall_same_distribution"] = summarise({m: sum((c[m] for c in same), []) for m in same[0]})
-    shifted = [m for k, m in pooled.items() if k.startswith("domain=")]
-    results["overall_domain_shift"] = summarise({m: sum((c[m] for c in shifted), []) for m in shifted[0]})
+    # Shipped calibrations know their texts' article groups; "iid" shows what ignoring them gave.
+    results = measure(scores, labels, groups, halves, domains, args.reps, True, t0)
+    iid = measure(scores, labels, groups, halves, domains, args.reps, False, t0)
+    results["iid_calibration"] = {k: iid[k] for k in ("overall_same_distribution", "overall_domain_shift")}
     results["setup"] = {
         "detector": f"{detector.name} v{detector.version}",
         "calibration_split_texts": len(calib),
@@ -174,9 +191,20 @@ def main() -> None:
         "seconds": round(time.time() - t0),
     }
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    for section in ("overall_same_distribution", "overall_domain_shift"):
-        print(f"\n{section}")
-        for m, row in results[section].items():
+    best = best_method(results["overall_same_distribution"])
+    print(f"best method: {best}")
+    if args.write_method:
+        path = Path(detector.path) / "calibration.json"
+        calibration = json.loads(path.read_text())
+        path.write_text(json.dumps({**calibration, "method": best}, indent=1) + "\n")
+        print(f"wrote method {best!r} to {path}")
+    for name, section in (
+        ("same distribution", results["overall_same_distribution"]),
+        ("domain shift", results["overall_domain_shift"]),
+        ("same distribution, iid calibration", iid["overall_same_distribution"]),
+    ):
+        print(f"\n{name}")
+        for m, row in section.items():
             print(f"  {m:11s} {row}")
 
 

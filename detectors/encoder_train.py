@@ -278,7 +278,8 @@ def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("
     quality = variant_quality(records, y, calib_idx, X, splits, split_heads, head, variants)
     shipped = quality[manifest["variant"]]
     write_json(out / "head.json", head)
-    write_json(out / "calibration.json", calibrate(shipped["scores"], shipped["labels"]))
+    groups = [records[i].group for i in shipped["idx"]]
+    write_json(out / "calibration.json", calibrate(shipped["scores"], shipped["labels"], groups=groups))
     write_json(out / "eval.json", {
         "head": best_key, "max_tokens": manifest["max_tokens"],
         "comparison": {k: {"mean_auroc": v["mean_auroc"], "means": v["means"]} for k, v in comparison.items()},
@@ -298,7 +299,8 @@ def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("
     ens_scores = combine(combiner, member_scores[~part])
     ens_y = shipped["labels"][~part]
     write_json(ensemble_out / "combiner.json", combiner)
-    write_json(ensemble_out / "calibration.json", calibrate(ens_scores, ens_y))
+    ens_groups = [r.group for r, fit in zip(calib, part, strict=True) if not fit]
+    write_json(ensemble_out / "calibration.json", calibrate(ens_scores, ens_y, groups=ens_groups))
     write_json(ensemble_out / "eval.json", {
         "heldout": ensemble_eval["rows"], "means": ensemble_eval["means"], "mean_auroc": ensemble_eval["mean_auroc"],
         "calibration_split": metrics_row("ensemble calibration groups", int(part.sum()), ens_y, ens_scores),

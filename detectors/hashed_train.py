@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     model = onnx_model(weights, bias)
     scores = linear_scores([texts[i] for i in calib], weights, bias, args.max_n)
     labels = y[calib]
-    calibration = calibrate(scores, labels)
+    calibration = calibrate(scores, labels, groups=[records[i].group for i in calib])
 
     manifest = {
         "name": args.out.name,

@@ -203,8 +203,32 @@ def heldout_summary(rows: list[dict]) -> dict:
     return {"rows": rows, "means": means, "mean_auroc": round(float(np.mean([r["auroc"] for r in rows])), 4)}
 
 
-def calibrate(scores: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict:
-    """Score histograms and the bin-edge threshold maximising TPR - FPR (flag p >= t)."""
+def design_effect(values: np.ndarray, groups) -> float:
+    """Variance of the mean of `values` when texts come in clusters (`groups`), over its i.i.d. variance.
+
+    The cluster (ratio-estimator) variance sums each group's deviations before squaring, so texts that
+    move together (the corpus repeats each human article once per generator file) count once.
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    iid = values.var(ddof=1) / n if n > 1 else 0.0
+    _, cluster = np.unique(np.asarray(groups), return_inverse=True)
+    totals = np.bincount(cluster, weights=values - values.mean())
+    g = len(totals)
+    if iid <= 0 or g < 2:
+        return 1.0
+    return float(g / (g - 1) * (totals**2).sum() / n**2 / iid)
+
+
+def calibrate(scores: np.ndarray, labels: np.ndarray, bins: int = BINS, groups=None) -> dict:
+    """Score histograms and the bin-edge threshold maximising TPR - FPR (flag p >= t).
+
+    With `groups` (one per text), also the effective number of texts per class: the count over the
+    design effect of the class's positive rate or mean score, whichever is larger. The estimator's
+    bootstrap resamples the calibration at that size, so its intervals do not count near-duplicates
+    as independent evidence.
+    """
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels)
     idx = np.minimum(np.floor(scores * bins).astype(int), bins - 1)
     hist_h = np.bincount(idx[labels == 0], minlength=bins)
     hist_m = np.bincount(idx[labels == 1], minlength=bins)
@@ -213,7 +237,7 @@ def calibrate(scores: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict:
     tpr = np.cumsum(hist_m[::-1])[::-1] / n_m
     fpr = np.cumsum(hist_h[::-1])[::-1] / n_h
     k = int(np.argmax(tpr - fpr))
-    return {
+    out = {
         "bins": bins,
         "hist_human": hist_h.tolist(),
         "hist_machine": hist_m.tolist(),
@@ -223,6 +247,13 @@ def calibrate(scores: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict:
         "n_human": n_h,
         "n_machine": n_m,
     }
+    if groups is not None:
+        groups = np.asarray(groups)
+        for label, name in ((0, "effective_human"), (1, "effective_machine")):
+            mine = labels == label
+            deff = max(1.0, design_effect(idx[mine] >= k, groups[mine]), design_effect(scores[mine], groups[mine]))
+            out[name] = round(mine.sum() / deff, 1)
+    return out
 
 
 def markdown_table(result: dict) -> str:
@@ -268,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     scores = sess.run(["p_synthetic"], {"text": texts})[0].astype(float)
     max_diff = float(np.abs(scores - _score(pipe, calib)).max())
     labels = np.array([r.label for r in calib])
-    calibration = calibrate(scores, labels)
+    calibration = calibrate(scores, labels, groups=[r.group for r in calib])
 
     manifest = {
         "name": "lexical",

@@ -51,8 +51,9 @@ def _method_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         choices=METHODS,
-        default=DEFAULT_METHOD,
-        help=f"share estimator (default {DEFAULT_METHOD}, the best on held-out mixtures; see docs/estimation.md)",
+        default=None,
+        help="share estimator (default: the one measured best for the detector on held-out mixtures, named in "
+        f"its calibration.json, else {DEFAULT_METHOD}; see docs/estimation.md)",
     )
 
 
@@ -259,7 +260,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(to_csv(rows, columns), end="")
     else:
-        render_table(rows, columns, title=f"machine-written share ({args.method}), detector {label}")
+        methods = ", ".join(sorted({row["method"] for row in rows})) or args.method or "no rows"
+        render_table(rows, columns, title=f"machine-written share ({methods}), detector {label}")
     return 0
 
 

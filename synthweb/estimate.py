@@ -19,7 +19,8 @@ import numpy as np
 from synthweb import quantify
 
 METHODS = quantify.METHODS
-DEFAULT_METHOD = "pacc"  # lowest max and mean error, coverage near 95% on held-out mixtures (docs/estimation.md)
+# For calibrations that name no method of their own (their detector was not measured on mixtures):
+DEFAULT_METHOD = "pacc"  # lowest max and mean error across detectors on held-out mixtures (docs/estimation.md)
 DRAWS = 2000
 SEED = 20221130  # the day ChatGPT was released; any fixed seed would do
 
@@ -38,23 +39,51 @@ class Estimate:
         return asdict(self)
 
 
+# em and hdy fit the slice with the class histograms themselves, so noise in resampled calibration
+# histograms biases their draws (upwards, measured): their draws are recentred on the point estimate.
+# acc and pacc are ratios of means with little such bias; recentring them only cost coverage at 0.
+RECENTRED = frozenset({"em", "hdy"})
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """A detector's validation histograms and its decision threshold (a bin edge)."""
+    """A detector's validation histograms and its decision threshold (a bin edge).
+
+    `effective_human` / `effective_machine` are the histograms' worth in independent texts where the
+    validation texts come in clusters (detectors.train.calibrate); None means every text counts.
+    """
 
     bins: int
     hist_human: np.ndarray
     hist_machine: np.ndarray
     threshold: float
+    effective_human: float | None = None
+    effective_machine: float | None = None
+    method: str | None = None  # the estimator measured best for this detector (bench/estimation_mixtures.py)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
+        optional = {k: float(data[k]) for k in ("effective_human", "effective_machine") if data.get(k)}
+        if data.get("method"):
+            if data["method"] not in METHODS:
+                raise ValueError(f"calibration names unknown method {data['method']!r}")
+            optional["method"] = data["method"]
         return cls(
             bins=int(data["bins"]),
             hist_human=np.asarray(data["hist_human"], dtype=float),
             hist_machine=np.asarray(data["hist_machine"], dtype=float),
             threshold=float(data["threshold"]),
+            **optional,
         )
+
+    @property
+    def n_human(self) -> float:
+        """Independent texts behind the human histogram (its sum unless clustered)."""
+        return self.effective_human or float(self.hist_human.sum())
+
+    @property
+    def n_machine(self) -> float:
+        return self.effective_machine or float(self.hist_machine.sum())
 
     @property
     def threshold_bin(self) -> int:
@@ -85,14 +114,17 @@ def histogram(scores, bins: int) -> np.ndarray:
 def estimate_histogram(
     hist,
     calibration: Calibration,
-    method: str = DEFAULT_METHOD,
+    method: str | None = None,
     human: tuple[np.ndarray, float] | None = None,
 ) -> Estimate:
     """The share of a slice from its score histogram, with a 95% bootstrap interval.
 
+    `method` None takes the calibration's own (the one measured best for its detector), else DEFAULT_METHOD.
+
     `human` replaces the calibration's human histogram by another human reference (counts per bin,
     effective number of documents), e.g. the slice's pre-LLM control pages.
     """
+    method = method or calibration.method or DEFAULT_METHOD
     if method not in METHODS:
         raise ValueError(f"unknown estimation method {method!r}; choose among {', '.join(METHODS)}")
     hist = np.asarray(hist, dtype=float)
@@ -101,29 +133,35 @@ def estimate_histogram(
     n = int(hist.sum())
     if n == 0:
         return Estimate(None, None, None, method, 0)
-    human_counts, n_human = (calibration.hist_human, calibration.hist_human.sum()) if human is None else human
+    human_counts, n_human = (calibration.hist_human, calibration.n_human) if human is None else human
     human_counts = np.asarray(human_counts, dtype=float)
-    human_counts = human_counts / human_counts.sum() * n_human  # an effective n may differ from the sum
-    machine_counts, n_machine = calibration.hist_machine, calibration.hist_machine.sum()
+    if human is not None:  # a reference given with its effective size: resample it at that size
+        human_counts = human_counts / human_counts.sum() * n_human
+    machine_counts, n_machine = calibration.hist_machine, calibration.n_machine
     k = calibration.threshold_bin
-    tpr = machine_counts[k:].sum() / n_machine
-    fpr = human_counts[k:].sum() / n_human
+    tpr = machine_counts[k:].sum() / machine_counts.sum()
+    fpr = human_counts[k:].sum() / human_counts.sum()
     naive = float(hist[k:].sum() / n)
     if method != "cc" and tpr - fpr <= 0:
         # Human texts here score like machine texts: no correction can separate them.
         note = f"human reference FPR {fpr:.3f} >= TPR {tpr:.3f}: the detector cannot tell the classes apart here"
         return Estimate(None, None, None, method, n, naive=naive, note=note)
 
-    def run(h, u, m):
-        return quantify.shares(method, h, u, m, k, n_human=n_human, n_machine=n_machine)
+    # em's pseudo-counts guard against empty bins, which the texts seen decide, not their effective number.
+    seen_human, seen_machine = float(human_counts.sum()), float(machine_counts.sum())
 
-    share = float(run(hist / n, human_counts / n_human, machine_counts / n_machine)[0])
+    def run(h, u, m):
+        return quantify.shares(method, h, u, m, k, n_human=seen_human, n_machine=seen_machine)
+
+    share = float(run(hist / n, human_counts / seen_human, machine_counts / seen_machine)[0])
     rng = np.random.default_rng(SEED)
     draws = run(
         quantify.dirichlet_draws(rng, hist, DRAWS),
-        quantify.dirichlet_draws(rng, human_counts, DRAWS),
-        quantify.dirichlet_draws(rng, machine_counts, DRAWS),
+        quantify.inflated_draws(rng, human_counts, n_human, DRAWS),
+        quantify.inflated_draws(rng, machine_counts, n_machine, DRAWS),
     )
+    if method in RECENTRED:
+        draws = np.clip(draws - (np.median(draws) - share), 0.0, 1.0)
     low, high = np.quantile(draws, [0.025, 0.975])
     # The interval must contain the point estimate even where clipping skews the draws.
     return Estimate(share, float(min(low, share)), float(max(high, share)), method, n, naive=naive)
@@ -134,6 +172,6 @@ def adjusted_count(hist, calibration: Calibration) -> Estimate:
     return estimate_histogram(hist, calibration, "acc")
 
 
-def estimate_scores(scores, calibration: Calibration, method: str = DEFAULT_METHOD) -> Estimate:
+def estimate_scores(scores, calibration: Calibration, method: str | None = None) -> Estimate:
     """Share of documents given their detector scores."""
     return estimate_histogram(histogram(scores, calibration.bins), calibration, method)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 import numpy as np
 
-from synthweb.estimate import DEFAULT_METHOD, Calibration, estimate_histogram
+from synthweb.estimate import Calibration, estimate_histogram
 from synthweb.store import Store
 
 # SQL for each dimension a report can group by; unknown publication dates stay NULL.
@@ -53,7 +53,7 @@ def _grouping(dims: list[str], extra: tuple[str, ...] = ()) -> tuple[list[str], 
 
 
 def share_report(
-    store: Store, detector, dims: list[str], method: str = DEFAULT_METHOD, fpr_from: str = "lab"
+    store: Store, detector, dims: list[str], method: str | None = None, fpr_from: str = "lab"
 ) -> list[dict]:
     """One row per group: the dims, pages, documents, excluded (with reasons), and the share with its interval.
 
@@ -155,7 +155,7 @@ def _control_references(store: Store, dims: list[str], params: dict, calibration
                 lab_weight += w
         if not any(stratum in control for stratum in strata):
             continue
-        variance += lab_weight**2 / lab.sum()
+        variance += lab_weight**2 / calibration.n_human  # the lab counts as its independent texts
         source = "control" if all(stratum in control for stratum in strata) else "control+lab"
         references[key] = (mixed, 1.0 / variance, source)
     return references

@@ -195,3 +195,21 @@ def test_onnx_export_matches_sklearn():
     sess = ort.InferenceSession(export_onnx(pipe), providers=["CPUExecutionProvider"])
     onnx_scores = sess.run(["p_synthetic"], {"text": np.array(texts, dtype=object).reshape(-1, 1)})[0]
     np.testing.assert_allclose(onnx_scores, pipe.predict_proba(texts)[:, 1], atol=1e-5)
+
+
+def test_design_effect_counts_clustered_texts_once():
+    from detectors.train import calibrate, design_effect
+
+    rng = np.random.default_rng(3)
+    independent = rng.normal(size=400)
+    assert design_effect(independent, np.arange(400)) == pytest.approx(1.0)
+    # 100 articles, each copied four times: the mean is worth 100 texts, not 400
+    copies = np.repeat(rng.normal(size=100), 4)
+    assert design_effect(copies, np.repeat(np.arange(100), 4)) == pytest.approx(4.0, rel=0.05)
+    scores = np.clip(np.concatenate([np.repeat(rng.beta(2, 5, 100), 4), rng.beta(5, 2, 400)]), 0, 1)
+    labels = np.repeat([0, 1], 400)
+    groups = np.concatenate([np.repeat(np.arange(100), 4), 1000 + np.arange(400)])
+    cal = calibrate(scores, labels, groups=groups)
+    assert cal["n_human"] == 400 and cal["effective_human"] == pytest.approx(100, rel=0.1)
+    assert cal["effective_machine"] == pytest.approx(400, rel=0.15)
+    assert "effective_human" not in calibrate(scores, labels)

@@ -59,3 +59,37 @@ def test_histogram_of_the_wrong_size_is_an_error(calibration):
 def test_estimates_are_reproducible(calibration):
     scores = mixture(0.25, 500, seed=9)
     assert estimate_scores(scores, calibration) == estimate_scores(scores, calibration)
+
+
+def test_effective_sizes_widen_the_interval_and_keep_the_share(calibration):
+    import dataclasses
+
+    clustered = dataclasses.replace(calibration, effective_human=300.0, effective_machine=600.0)
+    assert (clustered.n_human, clustered.n_machine) == (300.0, 600.0)
+    assert (calibration.n_human, calibration.n_machine) == (3000.0, 3000.0)
+    for method in ("acc", "pacc", "em", "hdy"):
+        iid = estimate_scores(mixture(0.3, 5000, seed=8), calibration, method=method)
+        fewer = estimate_scores(mixture(0.3, 5000, seed=8), clustered, method=method)
+        assert fewer.share == pytest.approx(iid.share, abs=1e-9)
+        assert fewer.ci_high - fewer.ci_low > 1.25 * (iid.ci_high - iid.ci_low), method
+
+
+def test_effective_sizes_round_trip_through_the_calibration_file():
+    data = {"bins": 2, "hist_human": [3, 1], "hist_machine": [1, 3], "threshold": 0.5, "effective_human": 1.5}
+    cal = Calibration.from_dict(data)
+    assert (cal.n_human, cal.n_machine) == (1.5, 4.0)
+    assert Calibration.from_dict({**data, "effective_human": None}).n_human == 4.0
+
+
+def test_the_calibration_names_its_detectors_method(calibration):
+    import dataclasses
+
+    scores = mixture(0.3, 1000, seed=9)
+    assert estimate_scores(scores, calibration).method == "pacc"  # DEFAULT_METHOD when none is named
+    own = dataclasses.replace(calibration, method="em")
+    assert estimate_scores(scores, own).method == "em"
+    assert estimate_scores(scores, own, method="acc").method == "acc"  # --method still wins
+    data = {"bins": 2, "hist_human": [3, 1], "hist_machine": [1, 3], "threshold": 0.5}
+    assert Calibration.from_dict({**data, "method": "hdy"}).method == "hdy"
+    with pytest.raises(ValueError, match="unknown method"):
+        Calibration.from_dict({**data, "method": "vote"})
