@@ -45,8 +45,12 @@ def jobs_for(sites, snapshot: str, max_pages: int = 200) -> list[CrawlJob]:
 
 def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp_path):
     topics = FleetTopics.create(kafka, partitions=3)
+    # A long session: no crawler is killed here, and a CPU-starved one must not be evicted for a slow heartbeat.
     procs = [
-        start_fleet_crawler(topics, FLEET, "--idle-exit", "90", log_path=tmp_path / f"crawler{i}.log") for i in range(2)
+        start_fleet_crawler(
+            topics, FLEET, "--idle-exit", "90", log_path=tmp_path / f"crawler{i}.log", session_seconds=20
+        )
+        for i in range(2)
     ]
     jobs = jobs_for(sample_web.sites, "fleet-two")
     try:
