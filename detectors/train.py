@@ -21,6 +21,7 @@ import numpy as np
 from detectors.data import Record, load_records, split_groups
 from detectors.metrics import auroc, tpr_at_fpr
 from detectors.runtime import preprocess
+from synthweb.estimate import bin_index
 
 SEED = 0
 BINS = 50
@@ -229,7 +230,7 @@ def calibrate(scores: np.ndarray, labels: np.ndarray, bins: int = BINS, groups=N
     as independent evidence.
     """
     scores, labels = np.asarray(scores, dtype=float), np.asarray(labels)
-    idx = np.minimum(np.floor(scores * bins).astype(int), bins - 1)
+    idx = bin_index(scores, bins)  # the store's binning rule, so edges fall the same way there
     hist_h = np.bincount(idx[labels == 0], minlength=bins)
     hist_m = np.bincount(idx[labels == 1], minlength=bins)
     n_h, n_m = int(hist_h.sum()), int(hist_m.sum())

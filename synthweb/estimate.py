@@ -60,14 +60,16 @@ class Calibration:
     effective_human: float | None = None
     effective_machine: float | None = None
     method: str | None = None  # the estimator measured best for this detector (bench/estimation_mixtures.py)
+    control_method: str | None = None  # the one measured best when a pre-LLM control is the human reference
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
         optional = {k: float(data[k]) for k in ("effective_human", "effective_machine") if data.get(k)}
-        if data.get("method"):
-            if data["method"] not in METHODS:
-                raise ValueError(f"calibration names unknown method {data['method']!r}")
-            optional["method"] = data["method"]
+        for key in ("method", "control_method"):
+            if data.get(key):
+                if data[key] not in METHODS:
+                    raise ValueError(f"calibration names unknown {key} {data[key]!r}")
+                optional[key] = data[key]
         return cls(
             bins=int(data["bins"]),
             hist_human=np.asarray(data["hist_human"], dtype=float),
@@ -100,15 +102,20 @@ class Calibration:
         )
 
 
-def histogram(scores, bins: int) -> np.ndarray:
-    """Counts of scores per bin; a score p falls in bin min(floor(p * bins), bins - 1).
+def bin_index(scores, bins: int) -> np.ndarray:
+    """The bin of each score: min(floor(p * bins), bins - 1).
 
     Scores are rounded to float32 first and an epsilon of 1e-4 absorbs float32 error, exactly as
-    the `page_stats` view bins the Float32 scores it stores, so both sides agree on edges.
+    the `page_stats` view bins the Float32 scores it stores, so calibration, files and the store
+    agree on scores that sit on an edge.
     """
     scores = np.asarray(scores, dtype=np.float32).astype(np.float64)
-    index = np.minimum(np.floor(scores * bins + 1e-4).astype(int), bins - 1)
-    return np.bincount(np.clip(index, 0, bins - 1), minlength=bins)
+    return np.clip(np.floor(scores * bins + 1e-4).astype(int), 0, bins - 1)
+
+
+def histogram(scores, bins: int) -> np.ndarray:
+    """Counts of scores per bin (`bin_index`)."""
+    return np.bincount(bin_index(scores, bins), minlength=bins)
 
 
 def estimate_histogram(
@@ -119,12 +126,15 @@ def estimate_histogram(
 ) -> Estimate:
     """The share of a slice from its score histogram, with a 95% bootstrap interval.
 
-    `method` None takes the calibration's own (the one measured best for its detector), else DEFAULT_METHOD.
+    `method` None takes the calibration's own (the one measured best for its detector, or with a
+    control reference its `control_method`), else DEFAULT_METHOD.
 
-    `human` replaces the calibration's human histogram by another human reference (counts per bin,
-    effective number of documents), e.g. the slice's pre-LLM control pages.
+    `human` replaces the calibration's human histogram by another human reference, e.g. the slice's
+    pre-LLM control pages: (documents per bin, their worth in independent documents). Like the
+    calibration's, its draws keep the counts seen and spread as wide as the effective size says.
     """
-    method = method or calibration.method or DEFAULT_METHOD
+    method = method or (calibration.control_method if human is not None else None) or calibration.method
+    method = method or DEFAULT_METHOD
     if method not in METHODS:
         raise ValueError(f"unknown estimation method {method!r}; choose among {', '.join(METHODS)}")
     hist = np.asarray(hist, dtype=float)
@@ -135,8 +145,6 @@ def estimate_histogram(
         return Estimate(None, None, None, method, 0)
     human_counts, n_human = (calibration.hist_human, calibration.n_human) if human is None else human
     human_counts = np.asarray(human_counts, dtype=float)
-    if human is not None:  # a reference given with its effective size: resample it at that size
-        human_counts = human_counts / human_counts.sum() * n_human
     machine_counts, n_machine = calibration.hist_machine, calibration.n_machine
     k = calibration.threshold_bin
     tpr = machine_counts[k:].sum() / machine_counts.sum()

@@ -123,11 +123,12 @@ def _control_strata(store: Store, params: dict) -> dict[tuple, np.ndarray]:
 
 
 def _control_references(store: Store, dims: list[str], params: dict, calibration: Calibration) -> dict:
-    """Per group: (human reference histogram, its effective documents, source) from control strata and lab.
+    """Per group: (human reference counts, their effective documents, source) from control strata and lab.
 
     A group spanning strata gets sum_s w_s p_s, with w_s its share of documents in stratum s and p_s the
-    stratum's control distribution (or the lab's); its effective size 1 / sum(W^2 / n) treats the lab
-    as one sample, so the bootstrap spreads the reference as much as its sources warrant.
+    stratum's control distribution (or the lab's), as counts over the documents seen, 1 / sum(w_s^2 / n_s);
+    its effective size is the same sum over the lab's effective texts (it comes in article clusters), so
+    the bootstrap spreads the reference as much as its sources warrant.
     """
     control = {s: h for s, h in _control_strata(store, params).items() if h.sum() >= CONTROL_MIN_DOCUMENTS}
     if not control:
@@ -155,9 +156,11 @@ def _control_references(store: Store, dims: list[str], params: dict, calibration
                 lab_weight += w
         if not any(stratum in control for stratum in strata):
             continue
-        variance += lab_weight**2 / calibration.n_human  # the lab counts as its independent texts
+        # The lab is one sample: its weight counts once, over its texts seen / its independent texts.
+        seen = 1.0 / (variance + lab_weight**2 / lab.sum())
+        effective = 1.0 / (variance + lab_weight**2 / calibration.n_human)
         source = "control" if all(stratum in control for stratum in strata) else "control+lab"
-        references[key] = (mixed, 1.0 / variance, source)
+        references[key] = (mixed * seen, effective, source)
     return references
 
 

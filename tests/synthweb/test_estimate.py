@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synthweb.estimate import Calibration, adjusted_count, estimate_scores, histogram
+from synthweb.estimate import Calibration, adjusted_count, estimate_histogram, estimate_scores, histogram
 
 
 @pytest.fixture
@@ -93,3 +93,19 @@ def test_the_calibration_names_its_detectors_method(calibration):
     assert Calibration.from_dict({**data, "method": "hdy"}).method == "hdy"
     with pytest.raises(ValueError, match="unknown method"):
         Calibration.from_dict({**data, "method": "vote"})
+
+
+def test_a_control_reference_takes_the_calibrations_control_method(calibration):
+    import dataclasses
+
+    own = dataclasses.replace(calibration, method="em", control_method="pacc")
+    hist = histogram(mixture(0.3, 1000, seed=9), 50)
+    control = (calibration.hist_human, 500.0)
+    assert estimate_histogram(hist, own).method == "em"
+    assert estimate_histogram(hist, own, human=control).method == "pacc"
+    assert estimate_histogram(hist, own, "acc", human=control).method == "acc"
+    assert estimate_histogram(hist, dataclasses.replace(own, control_method=None), human=control).method == "em"
+    data = {"bins": 2, "hist_human": [3, 1], "hist_machine": [1, 3], "threshold": 0.5}
+    assert Calibration.from_dict({**data, "control_method": "acc"}).control_method == "acc"
+    with pytest.raises(ValueError, match="unknown control_method"):
+        Calibration.from_dict({**data, "control_method": "vote"})

@@ -92,6 +92,16 @@ def test_a_control_reference_replaces_the_lab_human_histogram(calibration):
     assert lab.share > 0.15 and control.share < 0.02
 
 
+def test_a_control_reference_in_clusters_widens_the_interval_and_keeps_the_share(calibration):
+    seen = np.roll(calibration.hist_human, 4) / 4  # 500 control documents seen
+    hist = 0.7 * np.roll(calibration.hist_human, 4) + 0.3 * calibration.hist_machine
+    for method in ("acc", "pacc", "em"):
+        independent = estimate_histogram(hist, calibration, method, human=(seen, 500.0))
+        clustered = estimate_histogram(hist, calibration, method, human=(seen, 100.0))
+        assert clustered.share == pytest.approx(independent.share, abs=1e-9)
+        assert clustered.ci_high - clustered.ci_low > 1.2 * (independent.ci_high - independent.ci_low), method
+
+
 def test_unknown_method_and_empty_slice(calibration):
     with pytest.raises(ValueError, match="unknown estimation method"):
         estimate_histogram(np.ones(50), calibration, "median")
