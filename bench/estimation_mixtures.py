@@ -1,6 +1,7 @@
 """Error of each estimation method on mixtures of known machine-written share.
 
     python bench/estimation_mixtures.py [--detector lexical] [--reps 25] [--out bench/estimation_mixtures.json]
+                                        [--scores-cache /tmp/scores.npz] [--write-method]
 
 Texts come from the detector's calibration split of ../shared/data/detect/fast-detect-gpt (article
 groups never used in training). That split is halved by group: one half rebuilds the calibration
@@ -9,7 +10,9 @@ pass without groups shows what counting near-duplicate texts as independent gave
 the mixtures are drawn from; then the halves swap (2 folds). Mixtures have shares 0-60% and
 n = 200 and 500 documents (drawn without replacement) and n = 1000 (with replacement: the pool
 holds ~640 human texts). A second table draws each mixture from ONE domain of the pool while the
-calibration mixes all three (n = 100): the domain shift every real slice of the web has.
+calibration mixes all three (n = 100): the domain shift every real slice of the web has. A third
+table estimates such mixtures with a same-domain human control in place of the lab's human
+histogram, as `report --fpr-from control` does with a stratum's pre-LLM pages.
 
 If QuaPy is importable (PYTHONPATH=/path/to/quapy), its PACC/EMQ/HDy on per-document scores are
 scored too, as a cross-check of what a library on raw scores (which the store does not keep) gives.
@@ -32,7 +35,7 @@ os.environ.setdefault("SYNTHWEB_ORT_PROVIDERS", "CPUExecutionProvider")
 
 from detectors.data import load_records, split_groups  # noqa: E402
 from detectors.runtime import load_detector  # noqa: E402
-from detectors.train import calibrate  # noqa: E402
+from detectors.train import calibrate, design_effect  # noqa: E402
 from synthweb.estimate import METHODS, Calibration, estimate_histogram, histogram  # noqa: E402
 
 SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -154,10 +157,64 @@ def measure(scores, labels, groups, halves, domains, reps: int, clustered: bool,
     return results
 
 
+def control_half(group: str) -> bool:
+    return int(hashlib.sha1(f"control:{group}".encode()).hexdigest()[:8], 16) % 2 == 0
+
+
+def measure_control(scores, labels, groups, halves, domains, reps: int) -> dict:
+    """Per-domain mixtures estimated with the lab's human histogram or a same-domain human control.
+
+    Within each domain of the pool half, half the article groups give the control (their human texts,
+    worth n / design effect independent ones, as `calibrate` counts them), the other half the mixtures
+    (n = DOMAIN_N, with replacement: the smallest domain keeps ~70 human texts). The control goes in
+    as its counts seen with that effective size; "scaled" resamples its proportions at the effective
+    size instead (the scheme used before, kept to show why it was dropped).
+    """
+    rng = np.random.default_rng(11)
+    pooled: dict[str, list] = {}
+    for fold in (0, 1):
+        fit, pool = halves == fold, halves != fold
+        cal = calibration_from(scores[fit], labels[fit], groups[fit])
+        for domain in sorted(set(domains)):
+            sel = pool & (domains == domain)
+            in_control = np.array([control_half(g) for g in groups]) & sel
+            control = in_control & (labels == 0)
+            counts = histogram(scores[control], BINS).astype(float)
+            deff = max(1.0, design_effect(scores[control], groups[control]))
+            effective = counts.sum() / deff
+            references = {"lab": None, "control": (counts, effective), "scaled": (counts / deff, effective)}
+            mix = sel & ~in_control
+            pool_h, pool_m = scores[mix & (labels == 0)], scores[mix & (labels == 1)]
+            for share in SHARES:
+                k = int(round(share * DOMAIN_N))
+                for _ in range(reps):
+                    drawn = np.concatenate([rng.choice(pool_m, k), rng.choice(pool_h, DOMAIN_N - k)])
+                    hist = histogram(drawn, BINS)
+                    for ref, human in references.items():
+                        for method in METHODS:
+                            e = estimate_histogram(hist, cal, method, human=human)
+                            row = (e.share - share, e.ci_low <= share <= e.ci_high, e.ci_high - e.ci_low)
+                            pooled.setdefault(f"{method} ({ref})", []).append(row)
+    return summarise(pooled)
+
+
 def best_method(table: dict[str, dict], min_coverage: float = 0.9) -> str:
     """The corrected method with the lowest max error (then mean) among those whose intervals cover."""
     covering = [m for m in METHODS if m != "cc" and (table[m]["coverage"] or 0) >= min_coverage]
     return min(covering, key=lambda m: (table[m]["max_abs"], table[m]["mean_abs"]))
+
+
+def cached_scores(detector, texts: list[str], cache: Path | None) -> np.ndarray:
+    """The detector's scores of `texts`, from `cache` when it holds this detector version's."""
+    key = f"{detector.name} v{detector.version} {len(texts)}"
+    if cache and cache.exists():
+        data = np.load(cache)
+        if str(data["key"]) == key:
+            return data["scores"]
+    scores = detector.score(texts)
+    if cache:
+        np.savez(cache, key=key, scores=scores)
+    return scores
 
 
 def main() -> None:
@@ -166,15 +223,18 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=25, help="mixtures per (fold, share, size)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "estimation_mixtures.json")
     ap.add_argument(
-        "--write-method", action="store_true", help="record the best method in the detector's calibration.json"
+        "--write-method",
+        action="store_true",
+        help="record the best methods (lab / control reference) in the detector's calibration.json",
     )
+    ap.add_argument("--scores-cache", type=Path, help="npz file reused while detector name and version match")
     args = ap.parse_args()
     t0 = time.time()
     detector = load_detector(args.detector)
     records = load_records()
     _, calib_groups = split_groups(records, holdout=0.2, salt="calib")
     calib = [r for r in records if r.group in calib_groups]
-    scores = detector.score([r.text for r in calib])
+    scores = cached_scores(detector, [r.text for r in calib], args.scores_cache)
     labels = np.array([r.label for r in calib])
     groups = np.array([r.group for r in calib])
     halves = np.array([half(g) for g in groups])
@@ -183,6 +243,7 @@ def main() -> None:
     results = measure(scores, labels, groups, halves, domains, args.reps, True, t0)
     iid = measure(scores, labels, groups, halves, domains, args.reps, False, t0)
     results["iid_calibration"] = {k: iid[k] for k in ("overall_same_distribution", "overall_domain_shift")}
+    results["domain_shift_with_control"] = measure_control(scores, labels, groups, halves, domains, args.reps)
     results["setup"] = {
         "detector": f"{detector.name} v{detector.version}",
         "calibration_split_texts": len(calib),
@@ -192,16 +253,20 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     best = best_method(results["overall_same_distribution"])
-    print(f"best method: {best}")
+    with_control = results["domain_shift_with_control"]
+    best_control = best_method({m: with_control[f"{m} (control)"] for m in METHODS})
+    print(f"best method: {best}; with a control reference: {best_control}")
     if args.write_method:
         path = Path(detector.path) / "calibration.json"
         calibration = json.loads(path.read_text())
-        path.write_text(json.dumps({**calibration, "method": best}, indent=1) + "\n")
-        print(f"wrote method {best!r} to {path}")
+        calibration |= {"method": best, "control_method": best_control}
+        path.write_text(json.dumps(calibration, indent=1) + "\n")
+        print(f"wrote method {best!r}, control_method {best_control!r} to {path}")
     for name, section in (
         ("same distribution", results["overall_same_distribution"]),
         ("domain shift", results["overall_domain_shift"]),
         ("same distribution, iid calibration", iid["overall_same_distribution"]),
+        ("domain shift, lab vs same-domain control reference", results["domain_shift_with_control"]),
     ):
         print(f"\n{name}")
         for m, row in section.items():
