@@ -2,6 +2,10 @@
 
 python bench/likelihood_bench.py [--shape tiny|gpt2-small] [--docs 32] [--max-tokens 256] [--binoculars]
 
+Prints docs/s by batch size, then the same texts scored two ways side by side: per-token statistics
+computed by the ONNX statistics graph where the logits are (the shipped path) against the logits
+copied to the host and reduced in numpy (the path before), with the largest difference in raw score.
+
 Random weights: speed depends on the shapes, not on the values, so a random GPT-2-small stands in
 for the real one. The tiny byte-level BPE tokenizer only yields ids < 300; the logits still span
 the model's full vocabulary. Quality numbers need real LMs, which this bench does not have.
@@ -21,10 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "detectors")]
 os.environ.setdefault("SYNTHWEB_ORT_PROVIDERS", "CPUExecutionProvider")
 
+import numpy as np  # noqa: E402
 from tiny_lm import train_tokenizer, write_gpt2_checkpoint  # noqa: E402
 
 from detectors.export import export_checkpoint  # noqa: E402
 from detectors.runtime import load_detector  # noqa: E402
+from detectors.token_stats import numpy_token_stats, reduce_token_stats  # noqa: E402
 
 SHAPES = {"tiny": dict(n_embd=32, n_layer=2, n_head=4), "gpt2-small": dict(n_embd=768, n_layer=12, n_head=12)}
 WORDS = (
@@ -67,6 +73,44 @@ def main() -> None:
             det.score(docs, batch_size=bs)
             dt = time.perf_counter() - t
             print(f"| {bs} | {args.docs / dt:.1f} | {n_tokens / dt:.0f} |")
+        compare(det.scorer, docs, batch_size=8)
+
+
+def host_raw_scores(scorer, texts: list[str], batch_size: int) -> np.ndarray:
+    """Raw scores with the logits fetched to host memory and reduced in numpy (the path before the graph)."""
+    ids = scorer.token_ids(texts)
+    out = np.full(len(texts), np.nan)
+    for start in range(0, len(ids), batch_size):
+        rows = ids[start : start + batch_size]
+        t = max(len(r) for r in rows)
+        tok, mask = np.zeros((len(rows), t), dtype=np.int64), np.zeros((len(rows), t), dtype=np.int64)
+        for i, r in enumerate(rows):
+            tok[i, : len(r)], mask[i, : len(r)] = r, 1
+        logits = [
+            lm.logits(tok, mask).numpy() for lm in {id(m): m for m in (scorer.observer, scorer.performer)}.values()
+        ]
+        performer = logits[1] if len(logits) == 2 else None
+        stats = numpy_token_stats(scorer.method, logits[0], performer, tok)
+        out[start : start + len(rows)] = reduce_token_stats(scorer.method, stats, mask)
+    return out
+
+
+def compare(scorer, docs: list[str], batch_size: int, rounds: int = 3) -> None:
+    """Alternate the two paths `rounds` times on the same texts (the machine is shared: best of each)."""
+    times = {"statistics graph": [], "host numpy": []}
+    for _ in range(rounds):
+        t = time.perf_counter()
+        graph = scorer.raw_scores(docs, batch_size=batch_size)
+        times["statistics graph"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        host = host_raw_scores(scorer, docs, batch_size)
+        times["host numpy"].append(time.perf_counter() - t)
+    best = {k: min(v) for k, v in times.items()}
+    print(f"\n| batch {batch_size}, best of {rounds} | seconds | docs/s |\n|---|---|---|")
+    for name, dt in best.items():
+        print(f"| {name} | {dt:.2f} | {len(docs) / dt:.1f} |")
+    ratio = best["host numpy"] / best["statistics graph"]
+    print(f"graph / host speed: {ratio:.2f}x; max |raw score difference| {np.nanmax(np.abs(graph - host)):.2e}")
 
 
 def _resize(ckpt: Path, shape: dict, seed: int) -> None:

@@ -10,10 +10,12 @@ The manifest names a tokenizer.json (Hugging Face `tokenizers`) and one or two c
   text is under the scoring model (observer) than texts sampled from the reference model
   (performer, or the observer itself with one model), in standard deviations. High = machine-like.
 
-Scores come from logits in numpy, per text over its attended tokens only, on texts cut to
-`max_tokens`. The raw score maps to P(synthetic) with a logistic `slope * raw + intercept`:
-the "logistic" entry of calibration.json once `synthweb detectors calibrate` has fit it on
-labelled texts, else the manifest's `score_map` (a rough, uncalibrated default).
+Per-token statistics come from the logits in a small ONNX graph run where the logits are (the GPU
+with the CUDA provider: they never travel to the host; detectors/token_stats.py), and are summed per
+text over its attended tokens only, on texts cut to `max_tokens`. The raw score maps to P(synthetic)
+with a logistic `slope * raw + intercept`: the "logistic" entry of calibration.json once `synthweb
+detectors calibrate` has fit it on labelled texts, else the manifest's `score_map` (a rough,
+uncalibrated default).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.runtime import DetectorError
+from detectors.token_stats import reduce_token_stats, stats_graph
 
 METHODS = ("binoculars", "fast-detectgpt")
 DEFAULT_MAX_TOKENS = 256
@@ -33,59 +36,11 @@ DEFAULT_SCORE_MAP = {
     "binoculars": {"slope": -20.0, "intercept": 20.0 * 0.9015},
     "fast-detectgpt": {"slope": 1.0, "intercept": -2.0},
 }
-# Cap on float32 logits held at once per model (rows are split into smaller runs above it).
-LOGITS_BUDGET_BYTES = 256 * 2**20
+# Cap on the logits and their float32 copies held at once, per device (rows are split into smaller
+# runs above it): a GPU holds a far larger batch than the host should.
+LOGITS_BUDGET_BYTES = {"cpu": 256 * 2**20, "cuda": 8 * 2**30}
 CHARS_PER_TOKEN_CAP = 12  # texts are cut to max_tokens * this many characters before tokenizing
 UNSCORABLE_P = 0.5  # texts with fewer than 2 tokens have no next-token statistics
-
-
-def _log_probs(logits: np.ndarray, probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """log_softmax over the last axis in float32, and softmax from the same exp pass when asked."""
-    logp = logits.astype(np.float32, copy=True)
-    logp -= logp.max(axis=-1, keepdims=True)
-    e = np.exp(logp)
-    total = e.sum(axis=-1, keepdims=True)
-    logp -= np.log(total)
-    if not probs:
-        return logp, None
-    e /= total
-    return logp, e
-
-
-def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum over the last axis of a * b, as batched BLAS dot products ([B, T, V] -> [B, T])."""
-    return np.matmul(a[..., None, :], b[..., :, None])[..., 0, 0]
-
-
-def binoculars_scores(observer: np.ndarray, performer: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Binoculars score per row from logits [B, T, V], ids and mask [B, T] (NaN with < 2 tokens)."""
-    target, valid = ids[:, 1:], mask[:, 1:].astype(bool) & mask[:, :-1].astype(bool)
-    logp_perf, _ = _log_probs(performer[:, :-1])
-    nll = -np.take_along_axis(logp_perf, target[..., None], axis=-1)[..., 0]
-    _, p_obs = _log_probs(observer[:, :-1], probs=True)
-    x_ent = -_rowdot(p_obs, logp_perf)
-    n = valid.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ppl = np.where(valid, nll, 0.0).sum(axis=1) / n
-        x_ppl = np.where(valid, x_ent, 0.0).sum(axis=1) / n
-        return np.where(n > 0, ppl / x_ppl, np.nan)
-
-
-def fast_detectgpt_scores(scoring: np.ndarray, reference: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Analytic sampling discrepancy per row (NaN with < 2 tokens); `reference` may be `scoring`."""
-    target, valid = ids[:, 1:], mask[:, 1:].astype(bool) & mask[:, :-1].astype(bool)
-    same = reference is scoring
-    lp, q = _log_probs(scoring[:, :-1], probs=same)
-    if not same:
-        _, q = _log_probs(reference[:, :-1], probs=True)
-    ll = np.take_along_axis(lp, target[..., None], axis=-1)[..., 0]
-    mean = _rowdot(q, lp)
-    lp *= lp  # in place: lp is not needed after this
-    var = _rowdot(q, lp) - mean * mean
-    num = np.where(valid, ll - mean, 0.0).sum(axis=1)
-    den = np.sqrt(np.where(valid, var, 0.0).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(valid.sum(axis=1) > 0, num / den, np.nan)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -110,15 +65,26 @@ class CausalLM:
         last = self.session.get_outputs()[0].shape[-1]
         self.vocab = last if isinstance(last, int) else None  # else learnt from a first run
 
-    def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def logits(self, ids: np.ndarray, mask: np.ndarray):
+        """The logits [B, T, V] as an OrtValue left on the session's device (I/O binding)."""
         feed = {"input_ids": ids, "attention_mask": mask, "position_ids": np.maximum(np.cumsum(mask, 1) - 1, 0)}
+        binding = self.session.io_binding()
+        for name in self.inputs:
+            binding.bind_cpu_input(name, np.ascontiguousarray(feed[name]))
+        binding.bind_output(self.session.get_outputs()[0].name, *_device(self.session))
         try:
-            out = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
+            self.session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime's own error types; e.g. more tokens than the context
             raise DetectorError(f"{self.file}: causal LM failed on a batch of shape {ids.shape}: {exc}") from exc
-        if out.ndim != 3 or out.shape[:2] != ids.shape:
-            raise DetectorError(f"{self.file}: first output has shape {out.shape}, expected logits [B, T, V]")
+        out = binding.get_outputs()[0]
+        if len(out.shape()) != 3 or tuple(out.shape()[:2]) != ids.shape:
+            raise DetectorError(f"{self.file}: first output has shape {out.shape()}, expected logits [B, T, V]")
         return out
+
+
+def _device(session) -> tuple[str, int]:
+    """Where a session's outputs stay: the GPU under the CUDA provider, else host memory."""
+    return ("cuda", 0) if session.get_providers()[0] == "CUDAExecutionProvider" else ("cpu", 0)
 
 
 class LikelihoodScorer:
@@ -150,6 +116,9 @@ class LikelihoodScorer:
         self.observer = CausalLM(observer, make_session)
         self.performer = self.observer if performer == observer else CausalLM(performer, make_session)
         self.providers = self.observer.session.get_providers()
+        lms = (self.observer,) if self.performer is self.observer else (self.observer, self.performer)
+        types = tuple(lm.session.get_outputs()[0].type for lm in lms)
+        self.stats = make_session(stats_graph(self.method, len(lms) == 2, types))
         self.score_map = dict(m.get("score_map") or DEFAULT_SCORE_MAP[self.method])
         if m.get("calibration"):
             logistic = json.loads((path / m["calibration"]).read_text(encoding="utf-8")).get("logistic")
@@ -180,21 +149,30 @@ class LikelihoodScorer:
         for i, r in enumerate(rows):
             ids[i, : len(r)], mask[i, : len(r)] = r, 1
         if self.observer.vocab is None:
-            self.observer.vocab = self.observer.logits(ids[:1, :2], mask[:1, :2]).shape[-1]
+            self.observer.vocab = self.observer.logits(ids[:1, :2], mask[:1, :2]).shape()[-1]
         vocab = self.observer.vocab
         if int(ids.max()) >= vocab:
             raise DetectorError(f"tokenizer gives id {int(ids.max())} but the model has only {vocab} logits")
-        # Logits are [rows, T, V] float32 per model; size runs so both models and a temporary fit the budget.
-        step = max(1, LOGITS_BUDGET_BYTES // (t * vocab * 4 * 3))
+        # Logits are [rows, T, V] per model, and the statistics graph holds a few float32 copies of them
+        # (log-probs, probs, products): size runs so about six such arrays fit the device's budget.
+        step = max(1, LOGITS_BUDGET_BYTES[_device(self.observer.session)[0]] // (t * vocab * 4 * 6))
         scores = []
         for start in range(0, len(rows), step):
             sub_ids, sub_mask = ids[start : start + step], mask[start : start + step]
+            binding = self.stats.io_binding()
             obs = self.observer.logits(sub_ids, sub_mask)
-            perf = obs if self.performer is self.observer else self.performer.logits(sub_ids, sub_mask)
-            if perf.shape != obs.shape:
-                raise DetectorError(f"observer and performer logits differ in shape: {obs.shape} vs {perf.shape}")
-            method = binoculars_scores if self.method == "binoculars" else fast_detectgpt_scores
-            scores.append(method(obs, perf, sub_ids, sub_mask))
+            binding.bind_ortvalue_input("observer", obs)
+            if self.performer is not self.observer:
+                perf = self.performer.logits(sub_ids, sub_mask)
+                if perf.shape() != obs.shape():
+                    raise DetectorError(
+                        f"observer and performer logits differ in shape: {obs.shape()} vs {perf.shape()}"
+                    )
+                binding.bind_ortvalue_input("performer", perf)
+            binding.bind_cpu_input("input_ids", sub_ids)
+            binding.bind_output("stats")  # host memory: [rows, T-1, 2-3] floats, all that leaves the device
+            self.stats.run_with_iobinding(binding)
+            scores.append(reduce_token_stats(self.method, binding.copy_outputs_to_cpu()[0], sub_mask))
         return np.concatenate(scores)
 
     def probability(self, raw: np.ndarray) -> np.ndarray:

@@ -136,9 +136,11 @@ class Detector:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            return ort.InferenceSession(str(model_file), sess_options=opts, providers=choose_providers())
+            model = model_file if isinstance(model_file, bytes) else str(model_file)  # a path or a serialised graph
+            return ort.InferenceSession(model, sess_options=opts, providers=choose_providers())
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise DetectorError(f"cannot load ONNX model {model_file}: {exc}") from exc
+            what = "a built graph" if isinstance(model_file, bytes) else model_file
+            raise DetectorError(f"cannot load ONNX model {what}: {exc}") from exc
 
     def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """P(synthetic) for each text, in order, computed in batches of `batch_size`."""

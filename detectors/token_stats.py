@@ -1,0 +1,137 @@
+"""Per-token statistics of the zero-shot likelihood methods, and their reduction to one score per text.
+
+A causal LM's logits are [B, T, V]: with a 50k vocabulary, 32 texts of 256 tokens are 1.6 GB of
+float32. The statistics the methods need are [B, T-1, 2-3]. `stats_graph` builds a small ONNX graph
+that computes them from the logits where the logits are (on the GPU with the CUDA provider, fed
+through I/O binding), so only the statistics travel to the host; `numpy_token_stats` is the same
+arithmetic in numpy, kept as the reference the graph is tested and benchmarked against.
+
+Statistics per next-token position (float32):
+- "fast-detectgpt": log p(token) under the scoring model (observer), and the mean and variance of
+  log p under the reference model's (performer's) next-token distribution.
+- "binoculars": the performer's negative log-likelihood of the token, and the cross-entropy of the
+  observer's next-token distribution scored by the performer's log-probs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STAT_NAMES = {"fast-detectgpt": ("ll", "mean", "var"), "binoculars": ("nll", "x_ent")}
+OPSET = 17
+_ONNX_TYPES = {"tensor(float)": 1, "tensor(float16)": 10, "tensor(bfloat16)": 16, "tensor(double)": 11}
+
+
+def stats_graph(method: str, two_models: bool, logits_types: tuple[str, ...]) -> bytes:
+    """ONNX graph (observer[, performer] logits [B, T, V], input_ids [B, T]) -> stats [B, T-1, k].
+
+    `logits_types` are the LMs' output types as onnxruntime names them ("tensor(float16)", ...).
+    """
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    nodes, consts = [], {}
+
+    def const(name: str, values: list[int]) -> str:
+        consts[name] = h.make_tensor(name, TensorProto.INT64, [len(values)], values)
+        return name
+
+    def node(op: str, inputs: list[str], out: str, **attrs) -> str:
+        nodes.append(h.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    first, last, one, end, seq, vocab = (
+        const("first", [0]), const("drop_last", [-1]), const("one", [1]), const("to_end", [2**62]),
+        const("seq_axis", [1]), const("vocab_axis", [-1]),
+    )  # fmt: skip
+
+    def predicting(logits: str) -> str:
+        """Logits at positions 0..T-2 (each predicts the next token), as float32."""
+        return node("Cast", [node("Slice", [logits, first, last, seq], f"{logits}_head")], f"{logits}_f32", to=1)
+
+    def rowsum(x: str, out: str) -> str:
+        return node("ReduceSum", [x, vocab], out, keepdims=1)
+
+    target = node("Unsqueeze", [node("Slice", ["input_ids", one, end, seq], "next_ids"), vocab], "target")
+    lp_obs = node("LogSoftmax", [predicting("observer")], "lp_observer", axis=-1)
+    if method == "fast-detectgpt":
+        q = (
+            node("Softmax", [predicting("performer")], "q_performer", axis=-1)
+            if two_models
+            else node("Exp", [lp_obs], "q_observer")
+        )
+        ll = node("GatherElements", [lp_obs, target], "ll", axis=-1)
+        mean = rowsum(node("Mul", [q, lp_obs], "q_lp"), "mean")
+        second = rowsum(node("Mul", [q, node("Mul", [lp_obs, lp_obs], "lp2")], "q_lp2"), "second")
+        var = node("Sub", [second, node("Mul", [mean, mean], "mean2")], "var")
+        columns = [ll, mean, var]
+    elif method == "binoculars":
+        lp_perf = node("LogSoftmax", [predicting("performer")], "lp_performer", axis=-1) if two_models else lp_obs
+        nll = node("Neg", [node("GatherElements", [lp_perf, target], "ll_performer", axis=-1)], "nll")
+        p_obs = node("Exp", [lp_obs], "p_observer")
+        x_ent = node("Neg", [rowsum(node("Mul", [p_obs, lp_perf], "p_lp"), "neg_x_ent")], "x_ent")
+        columns = [nll, x_ent]
+    else:
+        raise ValueError(f"unknown likelihood method {method!r}")
+    nodes.append(h.make_node("Concat", columns, ["stats"], name="stats", axis=-1))
+    names = ("observer", "performer") if two_models else ("observer",)
+    inputs = [
+        h.make_tensor_value_info(n, _ONNX_TYPES[t], ["B", "T", "V"]) for n, t in zip(names, logits_types, strict=True)
+    ]
+    inputs.append(h.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "T"]))
+    output = h.make_tensor_value_info("stats", TensorProto.FLOAT, ["B", "T1", len(columns)])
+    graph = h.make_graph(nodes, f"{method}_token_stats", inputs, [output], initializer=list(consts.values()))
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="synthweb")
+    model.ir_version = 9  # readable by onnxruntime >= 1.16
+    return model.SerializeToString()
+
+
+def _log_probs(logits: np.ndarray, probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """log_softmax over the last axis in float32, and softmax from the same exp pass when asked."""
+    logp = logits.astype(np.float32, copy=True)
+    logp -= logp.max(axis=-1, keepdims=True)
+    e = np.exp(logp)
+    total = e.sum(axis=-1, keepdims=True)
+    logp -= np.log(total)
+    if not probs:
+        return logp, None
+    e /= total
+    return logp, e
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over the last axis of a * b, as batched BLAS dot products ([B, T, V] -> [B, T])."""
+    return np.matmul(a[..., None, :], b[..., :, None])[..., 0, 0]
+
+
+def numpy_token_stats(method: str, observer: np.ndarray, performer: np.ndarray | None, ids: np.ndarray) -> np.ndarray:
+    """What `stats_graph` computes, in numpy; `performer` None means the observer alone."""
+    target = ids[:, 1:, None]
+    lp_obs, p_obs = _log_probs(observer[:, :-1], probs=True)
+    if method == "fast-detectgpt":
+        q = p_obs if performer is None else _log_probs(performer[:, :-1], probs=True)[1]
+        ll = np.take_along_axis(lp_obs, target, axis=-1)[..., 0]
+        mean = _rowdot(q, lp_obs)
+        lp_obs *= lp_obs  # in place: not needed after this
+        return np.stack([ll, mean, _rowdot(q, lp_obs) - mean * mean], axis=-1)
+    if method == "binoculars":
+        lp_perf = lp_obs if performer is None else _log_probs(performer[:, :-1])[0]
+        nll = -np.take_along_axis(lp_perf, target, axis=-1)[..., 0]
+        return np.stack([nll, -_rowdot(p_obs, lp_perf)], axis=-1)
+    raise ValueError(f"unknown likelihood method {method!r}")
+
+
+def reduce_token_stats(method: str, stats: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One raw score per text from its attended positions' statistics (NaN with fewer than 2 tokens).
+
+    binoculars: mean nll / mean cross-entropy (low = machine-like); fast-detectgpt: sum(ll - mean)
+    / sqrt(sum var), the analytic sampling discrepancy (high = machine-like).
+    """
+    valid = mask[:, 1:].astype(bool) & mask[:, :-1].astype(bool)
+    sums = np.where(valid[..., None], stats, 0.0).astype(np.float64).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method == "binoculars":
+            raw = sums[:, 0] / sums[:, 1]
+        else:
+            raw = (sums[:, 0] - sums[:, 1]) / np.sqrt(sums[:, 2])
+    return np.where(valid.sum(axis=1) > 0, raw, np.nan)
