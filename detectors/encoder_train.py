@@ -249,7 +249,7 @@ def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("
     """Evaluate, fit and write the minilm head + calibration, and the ensemble's combiner + calibration."""
     from detectors.ensemble import combine, fit_combiner
     from detectors.runtime import load_detector
-    from detectors.train import calibrate, markdown_table
+    from detectors.train import calibrate, markdown_table, write_calibration
 
     ensemble_out = ensemble_out or out.parent / "ensemble"
     all_records = load_records()
@@ -279,7 +279,7 @@ def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("
     shipped = quality[manifest["variant"]]
     write_json(out / "head.json", head)
     groups = [records[i].group for i in shipped["idx"]]
-    write_json(out / "calibration.json", calibrate(shipped["scores"], shipped["labels"], groups=groups))
+    write_calibration(out / "calibration.json", calibrate(shipped["scores"], shipped["labels"], groups=groups))
     write_json(out / "eval.json", {
         "head": best_key, "max_tokens": manifest["max_tokens"],
         "comparison": {k: {"mean_auroc": v["mean_auroc"], "means": v["means"]} for k, v in comparison.items()},
@@ -300,7 +300,7 @@ def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("
     ens_y = shipped["labels"][~part]
     write_json(ensemble_out / "combiner.json", combiner)
     ens_groups = [r.group for r, fit in zip(calib, part, strict=True) if not fit]
-    write_json(ensemble_out / "calibration.json", calibrate(ens_scores, ens_y, groups=ens_groups))
+    write_calibration(ensemble_out / "calibration.json", calibrate(ens_scores, ens_y, groups=ens_groups))
     write_json(ensemble_out / "eval.json", {
         "heldout": ensemble_eval["rows"], "means": ensemble_eval["means"], "mean_auroc": ensemble_eval["mean_auroc"],
         "calibration_split": metrics_row("ensemble calibration groups", int(part.sum()), ens_y, ens_scores),

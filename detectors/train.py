@@ -334,12 +334,30 @@ def main(argv: list[str] | None = None) -> None:
     print(f"in {time.time() - t0:.0f}s")
 
 
+# Written into calibration.json by bench/estimation_mixtures.py --write-method, not by a trainer.
+MEASURED_METHOD_KEYS = ("method", "control_method")
+
+
+def write_calibration(path: Path, calibration: dict) -> None:
+    """Write calibration.json, keeping the estimation methods a mixtures bench measured for the detector.
+
+    Dropping them would silently switch the detector's estimator to the fallback; they were measured
+    on the previous model, so the trainer says to measure again.
+    """
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    kept = {k: previous[k] for k in MEASURED_METHOD_KEYS if previous.get(k)}
+    path.write_text(json.dumps(calibration | kept, indent=1) + "\n")
+    if kept:
+        print(f"{path}: kept {kept}; measure again: bench/estimation_mixtures.py --detector ... --write-method")
+
+
 def write_detector(out: Path, model: bytes, manifest: dict, calibration: dict, evaluation: dict) -> None:
     """Write a detector directory (model.onnx, manifest, calibration, eval.json) and summarise it."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.onnx").write_bytes(model)
-    for name, obj in (("manifest", manifest), ("calibration", calibration), ("eval", evaluation)):
+    for name, obj in (("manifest", manifest), ("eval", evaluation)):
         (out / f"{name}.json").write_text(json.dumps(obj, indent=1) + "\n")
+    write_calibration(out / "calibration.json", calibration)
     print(f"calibration split: {evaluation['calibration_split']}")
     print(f"threshold {calibration['threshold']} tpr {calibration['tpr']} fpr {calibration['fpr']}")
     print(f"wrote {out} (model.onnx {len(model) / 1e6:.2f} MB)")

@@ -213,3 +213,15 @@ def test_design_effect_counts_clustered_texts_once():
     assert cal["n_human"] == 400 and cal["effective_human"] == pytest.approx(100, rel=0.1)
     assert cal["effective_machine"] == pytest.approx(400, rel=0.15)
     assert "effective_human" not in calibrate(scores, labels)
+
+
+def test_retraining_keeps_the_measured_estimation_methods(tmp_path, capsys):
+    from detectors.train import write_calibration
+
+    path = tmp_path / "calibration.json"
+    write_calibration(path, {"bins": 2, "threshold": 0.5})
+    assert json.loads(path.read_text()) == {"bins": 2, "threshold": 0.5}
+    path.write_text(json.dumps({"bins": 2, "threshold": 0.5, "method": "em", "control_method": "pacc"}))
+    write_calibration(path, {"bins": 2, "threshold": 0.6})
+    assert json.loads(path.read_text()) == {"bins": 2, "threshold": 0.6, "method": "em", "control_method": "pacc"}
+    assert "measure again" in capsys.readouterr().out
