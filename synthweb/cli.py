@@ -14,7 +14,7 @@ from typing import TextIO
 from synthweb.cli_history import HISTORY_COMMANDS, add_history_commands
 from synthweb.config import load_settings
 
-REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share"]
+REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share", "fit_p"]
 CONTROL_COLUMNS = [
     "domain",
     "lang",

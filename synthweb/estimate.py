@@ -33,6 +33,7 @@ class Estimate:
     method: str
     n: int
     naive: float | None = None  # classify-and-count, uncorrected, shown for comparison
+    fit_p: float | None = None  # p-value that the slice is a mixture of the reference classes (quantify)
     note: str | None = None  # why there is no share
 
     def to_dict(self) -> dict:
@@ -163,16 +164,20 @@ def estimate_histogram(
 
     share = float(run(hist / n, human_counts / seen_human, machine_counts / seen_machine)[0])
     rng = np.random.default_rng(SEED)
-    draws = run(
-        quantify.dirichlet_draws(rng, hist, DRAWS),
-        quantify.inflated_draws(rng, human_counts, n_human, DRAWS),
-        quantify.inflated_draws(rng, machine_counts, n_machine, DRAWS),
-    )
+    slice_draws = quantify.dirichlet_draws(rng, hist, DRAWS)
+    human_draws = quantify.inflated_draws(rng, human_counts, n_human, DRAWS)
+    machine_draws = quantify.inflated_draws(rng, machine_counts, n_machine, DRAWS)
+    draws = run(slice_draws, human_draws, machine_draws)
+    fit_p = quantify.mixture_fit_p(
+        rng, hist, human_counts / seen_human, machine_counts / seen_machine,
+        human_draws, machine_draws, seen_human, seen_machine,
+    )  # fmt: skip
     if method in RECENTRED:
         draws = np.clip(draws - (np.median(draws) - share), 0.0, 1.0)
     low, high = np.quantile(draws, [0.025, 0.975])
     # The interval must contain the point estimate even where clipping skews the draws.
-    return Estimate(share, float(min(low, share)), float(max(high, share)), method, n, naive=naive)
+    low, high = float(min(low, share)), float(max(high, share))
+    return Estimate(share, low, high, method, n, naive=naive, fit_p=round(fit_p, 4))
 
 
 def adjusted_count(hist, calibration: Calibration) -> Estimate:

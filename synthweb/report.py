@@ -92,6 +92,7 @@ def share_report(
             ci_high=estimate.ci_high,
             naive_share=estimate.naive,
             method=estimate.method,
+            fit_p=estimate.fit_p,
         )
         if estimate.note:
             entry["note"] = estimate.note
@@ -229,7 +230,8 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
 
 PERCENT = {"share", "ci_low", "ci_high", "naive_share", "control_rate", "lab_fpr"}
 COUNTS = {"pages", "documents", "excluded", "control_documents", "n_human", "n_machine", "min_words"}
-NUMERIC = PERCENT | COUNTS | {"auroc", "tpr@1%fpr", "tpr@5%fpr"}
+NUMERIC = PERCENT | COUNTS | {"auroc", "tpr@1%fpr", "tpr@5%fpr", "fit_p"}
+MISFIT_P = 0.05  # a fit_p below this marks a row that no mixture of the reference classes explains
 
 
 def render_table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
@@ -254,6 +256,8 @@ def _cell(column: str, value, row: dict | None = None) -> str:
     if column == "excluded" and row and row.get("excluded_by"):
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(row["excluded_by"].items()))
         return f"{value} ({reasons})"
+    if column == "fit_p":
+        return f"{value:.3f}" + (" MISFIT" if value < MISFIT_P else "")
     if isinstance(value, bool):
         return "DRIFT" if column == "drift" and value else ("yes" if value else "no")
     if isinstance(value, float):

@@ -106,3 +106,20 @@ def test_unknown_method_and_empty_slice(calibration):
     with pytest.raises(ValueError, match="unknown estimation method"):
         estimate_histogram(np.ones(50), calibration, "median")
     assert estimate_histogram(np.zeros(50), calibration, DEFAULT_METHOD).share is None
+
+
+def test_the_fit_test_accepts_true_mixtures_and_rejects_a_shifted_reference(calibration):
+    # Slices drawn from the reference classes themselves: no misfit (at most 1 of 10 at the 5% level).
+    fits = [estimate_histogram(sample(calibration, share, 2000, seed), calibration).fit_p for seed, share in enumerate(
+        [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.2, 0.3, 0.05]
+    )]  # fmt: skip
+    assert sum(p < 0.05 for p in fits) <= 1 and all(0 < p <= 1 for p in fits)
+    # Humans of a domain the lab never saw, scoring in the middle: no share of the two classes explains them.
+    rng = np.random.default_rng(5)
+    middle = histogram(rng.beta(6, 6, 1400), 50)
+    hist = middle + sample(calibration, 1.0, 600, seed=1)
+    estimate = estimate_histogram(hist, calibration)
+    assert estimate.fit_p < 0.01
+    # The same slice is no misfit when the reference is its own humans (a pre-LLM control).
+    own = estimate_histogram(hist, calibration, human=(histogram(rng.beta(6, 6, 1400), 50), 1400.0))
+    assert own.fit_p > 0.05
