@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -229,6 +230,23 @@ def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     finally:
         consumer.close()
         admin.close()
+
+
+_ASSIGNMENT = re.compile(r"crawl\.jobs partitions (assigned|revoked): \[([\d, ]*)\]")
+
+
+def held_partitions(log_path: Path) -> list[int]:
+    """The job partitions a fleet crawler holds, as its log last said (assigned minus revoked).
+
+    The broker can call a group Stable while a member has not taken its assignment yet (kafka-python
+    3.0.12 sometimes never completes a join; the crawler reconnects after a while): only the crawler's
+    own log says it is ready.
+    """
+    held: list[int] = []
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    for event, partitions in _ASSIGNMENT.findall(text):
+        held = [int(p) for p in partitions.split(",") if p.strip()] if event == "assigned" else []
+    return held
 
 
 def stable_group_members(bootstrap: str, group: str) -> int:

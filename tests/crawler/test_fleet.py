@@ -17,6 +17,7 @@ from crawler.testing import (
     FleetTopics,
     crawler_summary,
     group_lag,
+    held_partitions,
     publish_jobs,
     read_pages,
     stable_group_members,
@@ -45,16 +46,17 @@ def jobs_for(sites, snapshot: str, max_pages: int = 200) -> list[CrawlJob]:
 
 def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp_path):
     topics = FleetTopics.create(kafka, partitions=3)
+    logs = [tmp_path / f"crawler{i}.log" for i in range(2)]
     # A long session: no crawler is killed here, and a CPU-starved one must not be evicted for a slow heartbeat.
-    procs = [
-        start_fleet_crawler(
-            topics, FLEET, "--idle-exit", "90", log_path=tmp_path / f"crawler{i}.log", session_seconds=20
-        )
-        for i in range(2)
-    ]
+    procs = [start_fleet_crawler(topics, FLEET, "--idle-exit", "90", log_path=log, session_seconds=20) for log in logs]
     jobs = jobs_for(sample_web.sites, "fleet-two")
     try:
-        wait_until(lambda: stable_group_members(kafka.bootstrap, topics.group) == 2, 60, "both crawlers in the group")
+        # Both must hold partitions before the jobs go out; a stuck join is evicted and rejoins (up to ~90 s).
+        wait_until(
+            lambda: stable_group_members(kafka.bootstrap, topics.group) == 2 and all(map(held_partitions, logs)),
+            150,
+            "both crawlers holding job partitions",
+        )
         publish_jobs(kafka.bootstrap, topics.jobs, jobs)  # one job per partition: the range assignor splits them
         expected = sum(len(urls) for urls in embedded_urls.values())
         read_pages(kafka.bootstrap, topics.pages, until=lambda got: len(got) >= expected, timeout=120)
