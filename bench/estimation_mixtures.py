@@ -234,10 +234,10 @@ def measure_fit(scores, labels, groups, halves, domains, reps: int) -> dict:
     }  # fmt: skip
 
 
-def best_method(table: dict[str, dict], min_coverage: float = 0.9) -> str:
+def best_method(table: dict[str, dict], min_coverage: float = 0.9) -> str | None:
     """The corrected method with the lowest max error (then mean) among those whose intervals cover."""
     covering = [m for m in METHODS if m != "cc" and (table[m]["coverage"] or 0) >= min_coverage]
-    return min(covering, key=lambda m: (table[m]["max_abs"], table[m]["mean_abs"]))
+    return min(covering, key=lambda m: (table[m]["max_abs"], table[m]["mean_abs"])) if covering else None
 
 
 def cached_scores(detector, texts: list[str], cache: Path | None) -> np.ndarray:
@@ -296,7 +296,12 @@ def main() -> None:
     if args.write_method:
         path = Path(detector.path) / "calibration.json"
         calibration = json.loads(path.read_text())
-        calibration |= {"method": best, "control_method": best_control}
+        # No method that covers, none named: the estimator falls back (and the bench says so above).
+        for key, value in (("method", best), ("control_method", best_control)):
+            if value:
+                calibration[key] = value
+            else:
+                calibration.pop(key, None)
         path.write_text(json.dumps(calibration, indent=1) + "\n")
         print(f"wrote method {best!r}, control_method {best_control!r} to {path}")
     for name, section in (

@@ -169,8 +169,8 @@ def estimate_histogram(
     machine_draws = quantify.inflated_draws(rng, machine_counts, n_machine, DRAWS)
     draws = run(slice_draws, human_draws, machine_draws)
     fit_p = quantify.mixture_fit_p(
-        rng, hist, human_counts / seen_human, machine_counts / seen_machine,
-        human_draws, machine_draws, seen_human, seen_machine,
+        rng, hist, human_counts / seen_human, machine_counts / seen_machine, human_draws, machine_draws,
+        seen_human, seen_machine, dispersion=max(1.0, seen_human / n_human),
     )  # fmt: skip
     if method in RECENTRED:
         draws = np.clip(draws - (np.median(draws) - share), 0.0, 1.0)

@@ -123,3 +123,17 @@ def test_the_fit_test_accepts_true_mixtures_and_rejects_a_shifted_reference(cali
     # The same slice is no misfit when the reference is its own humans (a pre-LLM control).
     own = estimate_histogram(hist, calibration, human=(histogram(rng.beta(6, 6, 1400), 50), 1400.0))
     assert own.fit_p > 0.05
+
+
+def test_dispersion_keeps_a_clustered_true_mixture_from_crying_misfit(calibration):
+    human = calibration.hist_human / calibration.hist_human.sum()
+    machine = calibration.hist_machine / calibration.hist_machine.sum()
+    flagged = {1.0: 0, 5.0: 0}
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        draws = [quantify.dirichlet_draws(rng, c, 1000) for c in (calibration.hist_human, calibration.hist_machine)]
+        lumpy = 5.0 * sample(calibration, 0.3, 100, seed=seed)  # 100 documents, each in five copies
+        for dispersion in flagged:
+            p = quantify.mixture_fit_p(rng, lumpy, human, machine, *draws, 2000.0, 2000.0, dispersion=dispersion)
+            flagged[dispersion] += p < 0.05
+    assert flagged[1.0] >= 6 and flagged[5.0] <= 1, flagged

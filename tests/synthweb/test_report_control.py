@@ -101,12 +101,16 @@ def test_fpr_from_control_corrects_the_drifting_stratum(db):
     (overall_lab,) = report(db, "--method", "acc")
     assert overall["share"] < overall_lab["share"] - 0.2
     assert abs(control["steady.example"]["share"] - lab["steady.example"]["share"]) < 0.1
-    # The fit test says which lab-referenced rows no mixture of the lab's classes explains.
-    assert lab["drift.example"]["fit_p"] < 0.05 and lab["steady.example"]["fit_p"] > 0.5
-    table = synthweb("report", "--db", db, "--by", "domain", "--method", "acc").stdout
-    assert [line for line in table.splitlines() if "MISFIT" in line] == [
-        line for line in table.splitlines() if "drift.example" in line
-    ]
+    # Every row says how well a mixture of its reference classes fits it (75 drifting pages are too few
+    # to call a misfit once the lab's clustering is allowed for; tests/synthweb/test_quantify.py has one).
+    assert all(0 < row["fit_p"] <= 1 for row in [*lab.values(), *control.values()])
+    assert lab["steady.example"]["fit_p"] > 0.5
+
+
+def test_the_table_marks_misfits():
+    from synthweb.report import _cell
+
+    assert (_cell("fit_p", 0.012), _cell("fit_p", 0.5), _cell("fit_p", None)) == ("0.012 MISFIT", "0.500", "—")
 
 
 def test_a_stratum_whose_humans_look_like_machines_gets_no_share():
