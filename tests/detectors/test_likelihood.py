@@ -127,7 +127,8 @@ def test_calibrate_fits_logistic_and_writes_shipped_format(lms, tmp_path):
     cal = calibrate_detector(det_dir, data)
 
     shipped = json.loads((SHIPPED / "lexical" / "calibration.json").read_text())
-    optional = {"effective_human", "effective_machine", "method"}  # need article groups / a mixture bench
+    # These need article groups / a mixture bench.
+    optional = {"effective_human", "effective_machine", "method", "control_method"}
     assert set(shipped) - optional <= set(cal) and not optional & set(cal) and cal["bins"] == 50
     assert sum(cal["hist_human"]) == cal["n_human"] == 6 and sum(cal["hist_machine"]) == cal["n_machine"] == 6
     assert cal["n_unscorable"] == 1 and 0 <= cal["threshold"] <= 1
