@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 from tiny_lm import train_tokenizer, write_gpt2_checkpoint  # noqa: E402
 
 from detectors.export import export_checkpoint  # noqa: E402
+from detectors.likelihood import pad_rows  # noqa: E402
 from detectors.runtime import load_detector  # noqa: E402
 from detectors.token_stats import numpy_token_stats, reduce_token_stats  # noqa: E402
 
@@ -82,10 +83,7 @@ def host_raw_scores(scorer, texts: list[str], batch_size: int) -> np.ndarray:
     out = np.full(len(texts), np.nan)
     for start in range(0, len(ids), batch_size):
         rows = ids[start : start + batch_size]
-        t = max(len(r) for r in rows)
-        tok, mask = np.zeros((len(rows), t), dtype=np.int64), np.zeros((len(rows), t), dtype=np.int64)
-        for i, r in enumerate(rows):
-            tok[i, : len(r)], mask[i, : len(r)] = r, 1
+        tok, mask = pad_rows(rows)
         logits = [
             lm.logits(tok, mask).numpy() for lm in {id(m): m for m in (scorer.observer, scorer.performer)}.values()
         ]

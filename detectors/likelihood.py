@@ -82,6 +82,16 @@ class CausalLM:
         return out
 
 
+def pad_rows(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask [rows, longest], right-padded: real tokens never attend a pad."""
+    t = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), t), dtype=np.int64)
+    mask = np.zeros((len(rows), t), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = r, 1
+    return ids, mask
+
+
 def _device(session) -> tuple[str, int]:
     """Where a session's outputs stay: the GPU under the CUDA provider, else host memory."""
     return ("cuda", 0) if session.get_providers()[0] == "CUDAExecutionProvider" else ("cpu", 0)
@@ -143,11 +153,8 @@ class LikelihoodScorer:
         return out
 
     def _score_rows(self, rows: list[list[int]]) -> np.ndarray:
-        t = max(len(r) for r in rows)
-        ids = np.zeros((len(rows), t), dtype=np.int64)  # right padding: real tokens never attend a pad
-        mask = np.zeros((len(rows), t), dtype=np.int64)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)], mask[i, : len(r)] = r, 1
+        ids, mask = pad_rows(rows)
+        t = ids.shape[1]
         if self.observer.vocab is None:
             self.observer.vocab = self.observer.logits(ids[:1, :2], mask[:1, :2]).shape()[-1]
         vocab = self.observer.vocab

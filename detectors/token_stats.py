@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-STAT_NAMES = {"fast-detectgpt": ("ll", "mean", "var"), "binoculars": ("nll", "x_ent")}
 OPSET = 17
 _ONNX_TYPES = {"tensor(float)": 1, "tensor(float16)": 10, "tensor(bfloat16)": 16, "tensor(double)": 11}
 
