@@ -21,7 +21,7 @@ import numpy as np
 from detectors.data import Record, load_records, split_groups
 from detectors.metrics import auroc, tpr_at_fpr
 from detectors.runtime import preprocess
-from synthweb.estimate import bin_index
+from synthweb.estimate import MEASURED_METHOD_KEYS, bin_index
 
 SEED = 0
 BINS = 50
@@ -332,10 +332,6 @@ def main(argv: list[str] | None = None) -> None:
     }
     write_detector(args.out, model, manifest, calibration, evaluation)
     print(f"in {time.time() - t0:.0f}s")
-
-
-# Written into calibration.json by bench/estimation_mixtures.py --write-method, not by a trainer.
-MEASURED_METHOD_KEYS = ("method", "control_method")
 
 
 def write_calibration(path: Path, calibration: dict) -> None:

@@ -46,6 +46,10 @@ class Estimate:
 RECENTRED = frozenset({"em", "hdy"})
 
 
+# Estimation methods measured for a detector and named in its calibration.json (bench/estimation_mixtures.py).
+MEASURED_METHOD_KEYS = ("method", "control_method")
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A detector's validation histograms and its decision threshold (a bin edge).
@@ -66,7 +70,7 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
         optional = {k: float(data[k]) for k in ("effective_human", "effective_machine") if data.get(k)}
-        for key in ("method", "control_method"):
+        for key in MEASURED_METHOD_KEYS:
             if data.get(key):
                 if data[key] not in METHODS:
                     raise ValueError(f"calibration names unknown {key} {data[key]!r}")
