@@ -128,6 +128,7 @@ def estimate_histogram(
     calibration: Calibration,
     method: str | None = None,
     human: tuple[np.ndarray, float] | None = None,
+    fit: bool = True,
 ) -> Estimate:
     """The share of a slice from its score histogram, with a 95% bootstrap interval.
 
@@ -137,6 +138,9 @@ def estimate_histogram(
     `human` replaces the calibration's human histogram by another human reference, e.g. the slice's
     pre-LLM control pages: (documents per bin, their worth in independent documents). Like the
     calibration's, its draws keep the counts seen and spread as wide as the effective size says.
+
+    `fit` False skips the fit test (`fit_p` None): it does not depend on the method, so a caller
+    estimating one slice with several methods needs it once.
     """
     method = method or (calibration.control_method if human is not None else None) or calibration.method
     method = method or DEFAULT_METHOD
@@ -172,16 +176,19 @@ def estimate_histogram(
     human_draws = quantify.inflated_draws(rng, human_counts, n_human, DRAWS)
     machine_draws = quantify.inflated_draws(rng, machine_counts, n_machine, DRAWS)
     draws = run(slice_draws, human_draws, machine_draws)
-    fit_p = quantify.mixture_fit_p(
-        rng, hist, human_counts / seen_human, machine_counts / seen_machine, human_draws, machine_draws,
-        seen_human, seen_machine, dispersion=max(1.0, seen_human / n_human),
-    )  # fmt: skip
+    fit_p = None
+    if fit:
+        fit_p = quantify.mixture_fit_p(
+            rng, hist, human_counts / seen_human, machine_counts / seen_machine, human_draws, machine_draws,
+            seen_human, seen_machine, dispersion=max(1.0, seen_human / n_human),
+        )  # fmt: skip
+        fit_p = round(fit_p, 4)
     if method in RECENTRED:
         draws = np.clip(draws - (np.median(draws) - share), 0.0, 1.0)
     low, high = np.quantile(draws, [0.025, 0.975])
     # The interval must contain the point estimate even where clipping skews the draws.
     low, high = float(min(low, share)), float(max(high, share))
-    return Estimate(share, low, high, method, n, naive=naive, fit_p=round(fit_p, 4))
+    return Estimate(share, low, high, method, n, naive=naive, fit_p=fit_p)
 
 
 def adjusted_count(hist, calibration: Calibration) -> Estimate:
