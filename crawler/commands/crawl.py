@@ -7,16 +7,15 @@ success after pages went undelivered; a supervisor (Kubernetes, systemd) must se
 from __future__ import annotations
 
 from scrapy.commands.crawl import Command as ScrapyCrawl
-from scrapy.exceptions import UsageError
 
 
 class Command(ScrapyCrawl):
+    def _create_crawler(self, spidercls):
+        # Kept to read the spider's verdict after the run: the process forgets finished crawlers.
+        self.crawler = super()._create_crawler(spidercls)
+        return self.crawler
+
     def run(self, args: list[str], opts) -> None:
-        if len(args) != 1:
-            raise UsageError("give exactly one spider name")
-        crawler = self._create_crawler(args[0])
-        self.crawler_process.crawl(crawler, **opts.spargs)
-        self.crawler_process.start()
-        failure = getattr(crawler.spider, "failure", "")  # FleetSpider's reason for stopping early
-        if self.crawler_process.bootstrap_failed or failure:
+        super().run(args, opts)
+        if getattr(self.crawler.spider, "failure", ""):  # FleetSpider's reason for stopping early
             self.exitcode = 1
