@@ -63,6 +63,18 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-4, iters: int = 10
     return float(w[0] / sd), float(w[1] - w[0] * mu / sd)
 
 
+def next_version(version: str) -> str:
+    """The version after `version`: "1" -> "2", "1.4" -> "1.5", "beta" -> "beta.1"."""
+    head, _, last = version.rpartition(".")
+    if last.isdigit():
+        return f"{head}.{int(last) + 1}" if head else str(int(last) + 1)
+    return f"{version}.1"
+
+
+def _rounded(score_map: dict) -> tuple[float, float]:
+    return round(float(score_map["slope"]), 6), round(float(score_map["intercept"]), 6)
+
+
 def calibrate_detector(directory: str | Path, jsonl: str | Path) -> dict:
     """Calibrate the detector in `directory` on the labelled texts of `jsonl`; returns calibration.json's content."""
     path = resolve(str(directory))
@@ -77,6 +89,10 @@ def calibrate_detector(directory: str | Path, jsonl: str | Path) -> dict:
             raise DetectorError(f"{jsonl}: too few scorable texts of each label (need 2 tokens or more)")
         slope, intercept = fit_logistic(raw[ok], labels[ok].astype(float))
         texts_ok, labels = [t for t, k in zip(texts, ok, strict=True) if k], labels[ok]
+        if _rounded(detector.scorer.score_map) != _rounded({"slope": slope, "intercept": intercept}):
+            # The map turns raw scores into the P(synthetic) the store keeps: pages scored under the
+            # old map must not share a version (and so histograms) with pages scored under the new.
+            manifest["version"] = next_version(str(manifest["version"]))
         detector.scorer.score_map = {"slope": slope, "intercept": intercept}
         probs = detector.scorer.probability(raw[ok])
         extra = {
@@ -89,6 +105,8 @@ def calibrate_detector(directory: str | Path, jsonl: str | Path) -> dict:
         probs = detector.score(texts)
     calibration = calibrate(np.asarray(probs, dtype=float), labels) | extra
     calibration["auroc"] = round(auroc(labels, probs), 4)
+    if detector.variants:  # measured on these model variants only
+        calibration["variants"] = {name: [variant] for name, variant in detector.variants.items()}
     (path / "calibration.json").write_text(json.dumps(calibration, indent=1) + "\n", encoding="utf-8")
     manifest["calibration"] = "calibration.json"
     manifest["calibrated_on"] = {"file": Path(jsonl).name, "n_texts": len(texts)}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.data import Record, load_records, split_groups
-from detectors.encoder import DEFAULT_OUT, VARIANT_FILES, apply_head, embed, head_features, load_tokenizer
+from detectors.encoder import DEFAULT_OUT, SAME_SCORES, VARIANT_FILES, apply_head, embed, head_features, load_tokenizer
 from detectors.runtime import preprocess
 from detectors.train import metrics_row, split_indices
 
@@ -279,7 +279,10 @@ def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("
     shipped = quality[manifest["variant"]]
     write_json(out / "head.json", head)
     groups = [records[i].group for i in shipped["idx"]]
-    write_calibration(out / "calibration.json", calibrate(shipped["scores"], shipped["labels"], groups=groups))
+    # The calibration holds for the variant it was measured on (and those scoring the same); the ensemble's too.
+    variants = {manifest["name"]: SAME_SCORES[manifest["variant"]]}
+    calibration = calibrate(shipped["scores"], shipped["labels"], groups=groups) | {"variants": variants}
+    write_calibration(out / "calibration.json", calibration)
     write_json(out / "eval.json", {
         "head": best_key, "max_tokens": manifest["max_tokens"],
         "comparison": {k: {"mean_auroc": v["mean_auroc"], "means": v["means"]} for k, v in comparison.items()},
@@ -300,7 +303,8 @@ def train(out: Path = DEFAULT_OUT, ensemble_out: Path | None = None, variants=("
     ens_y = shipped["labels"][~part]
     write_json(ensemble_out / "combiner.json", combiner)
     ens_groups = [r.group for r, fit in zip(calib, part, strict=True) if not fit]
-    write_calibration(ensemble_out / "calibration.json", calibrate(ens_scores, ens_y, groups=ens_groups))
+    calibration = calibrate(ens_scores, ens_y, groups=ens_groups) | {"variants": variants}
+    write_calibration(ensemble_out / "calibration.json", calibration)
     write_json(ensemble_out / "eval.json", {
         "heldout": ensemble_eval["rows"], "means": ensemble_eval["means"], "mean_auroc": ensemble_eval["mean_auroc"],
         "calibration_split": metrics_row("ensemble calibration groups", int(part.sum()), ens_y, ens_scores),

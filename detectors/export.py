@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from detectors.runtime import Detector, DetectorError
+from detectors.runtime import Detector, DetectorError, resolve
 
 GPT2_ARCHITECTURES = {"GPT2LMHeadModel", "GPT2Model"}
 LLAMA_ARCHITECTURES = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
@@ -176,11 +176,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from detectors.calibrate import calibrate_detector
 
+    manifest = resolve(args.directory) / "manifest.json"
+    before = json.loads(manifest.read_text(encoding="utf-8"))["version"]
     cal = calibrate_detector(args.directory, args.file)
     print(
         f"calibrated on {cal['n_human']} human and {cal['n_machine']} machine texts: AUROC {cal['auroc']}, "
         f"threshold {cal['threshold']} (TPR {cal['tpr']}, FPR {cal['fpr']})"
     )
+    after = json.loads(manifest.read_text(encoding="utf-8"))["version"]
+    if after != before:
+        print(
+            f"new score map, so version {before} -> {after}: pages scored as version {before} are reported "
+            f"apart; `synthweb rescore --detector {args.directory}` scores them again"
+        )
     return 0
 
 

@@ -158,6 +158,35 @@ class Detector:
             out[start : start + len(chunk)] = result
         return np.clip(out, 0.0, 1.0)
 
+    @property
+    def variants(self) -> dict[str, str]:
+        """The model variant (fp32, fp16, int8) of this detector and of its members, by detector name."""
+        own = {self.name: str(self.manifest["variant"])} if self.manifest.get("variant") else {}
+        for member in getattr(self.scorer, "members", ()):
+            own |= member.variants
+        return own
+
+    def require_calibration(self) -> dict:
+        """calibration.json's content, or a DetectorError saying why no share can be estimated and how to fix it.
+
+        A calibration names the model variants it holds for (`variants`): int8 quantisation shifts
+        scores, so histograms measured on fp32 would misstate an int8 model's shares.
+        """
+        fix = f"`synthweb detectors calibrate {self.path} FILE.jsonl` (lines with text and label human|machine)"
+        if not self.calibration:
+            raise DetectorError(
+                f"detector {self.name} v{self.version} is not calibrated, so no share can be estimated; run {fix}"
+            )
+        for name, valid in self.calibration.get("variants", {}).items():
+            variant = self.variants.get(name)
+            if variant is not None and variant not in valid:
+                raise DetectorError(
+                    f"detector {self.name} v{self.version}: its calibration holds for {name} {' or '.join(valid)}, "
+                    f"but {name}'s model is {variant}, which scores differently; rebuild {name} as {valid[0]} "
+                    f"or run {fix}"
+                )
+        return self.calibration
+
     def __repr__(self) -> str:
         return f"Detector({self.name!r}, version={self.version!r}, providers={self.providers})"
 

@@ -196,6 +196,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         USER_AGENT=args.user_agent,
     )
     detector = _load_detector(settings)
+    try:
+        detector.require_calibration()
+    except ValueError as exc:  # worth knowing before a long crawl, not a reason to refuse it
+        print(f"synthweb: warning: {exc}", file=sys.stderr)
     # Open (and migrate) before crawling, so a bad store fails in a second, not after the crawl.
     store = _open_store(settings)
 
@@ -213,9 +217,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(json.dumps({"snapshot": snapshot, **summary}), file=sys.stderr)
     from synthweb.report import render_table, share_report
 
-    rows = share_report(store, detector, ["domain"])
-    rows = [r for r in rows if r["pages"]]
-    render_table(rows, ["domain", *REPORT_COLUMNS], title=f"synthetic share by domain, detector {detector.name}")
+    try:
+        rows = [r for r in share_report(store, detector, ["domain"]) if r["pages"]]
+        render_table(rows, ["domain", *REPORT_COLUMNS], title=f"synthetic share by domain, detector {detector.name}")
+    except ValueError as exc:  # e.g. an uncalibrated detector: the pages are stored, only the share is missing
+        print(f"synthweb: pages stored, no share reported: {exc}", file=sys.stderr)
     if summary.get("pages_failed"):
         print(f"synthweb: error: {summary['pages_failed']} pages could not be stored (see the log)", file=sys.stderr)
         return 1
@@ -233,7 +239,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = _open_store(settings)
     if args.control:
         detector = _load_detector(settings)
-        rows = control_report(store, detector)
+        try:
+            rows = control_report(store, detector)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
         if args.format == "json":
             print(to_json(rows))
         elif args.format == "csv":
@@ -248,7 +257,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         detector = _load_detector(_settings(args, SYNTHWEB_DETECTOR=name))
         detectors.append(detector)
         tag = {"detector": detector.name, "version": detector.version} if len(names) > 1 else {}
-        found = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
+        try:
+            found = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
         rows += [{**tag, **row} for row in found]
     label = ", ".join(f"{d.name} v{d.version}" for d in detectors)
     if args.chart:
@@ -349,6 +361,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from synthweb.estimate import Calibration, estimate_scores
 
     detector = _load_detector(_settings(args))
+    try:  # before scoring: an uncalibrated detector gives no share
+        calibration = Calibration.from_dict(detector.require_calibration())
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     scores, excluded = [], 0
     for chunk in _chunks(_read_jsonl(args.file), 256):
         texts = [record["text"] for _, record in chunk]
@@ -356,7 +372,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         excluded += len(texts) - len(kept)
         if kept:
             scores.extend(detector.score(kept))
-    estimate = estimate_scores(scores, Calibration.from_dict(detector.calibration), method=args.method)
+    estimate = estimate_scores(scores, calibration, method=args.method)
     print(json.dumps({**estimate.to_dict(), "excluded": excluded, "min_words": detector.min_words}))
     return 0
 

@@ -40,7 +40,7 @@ _DETECTOR = "detector = {detector:String} AND detector_version = {version:String
 
 
 def _calibration(detector) -> Calibration:
-    calibration = Calibration.from_dict(detector.calibration)
+    calibration = Calibration.from_dict(detector.require_calibration())
     if calibration.bins != BINS:
         raise ValueError(f"detector {detector.name} calibrates on {calibration.bins} bins; the store keeps {BINS}")
     return calibration

@@ -18,6 +18,28 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+@pytest.fixture
+def detector_copy(tmp_path):
+    """Make copies of the shipped lexical detector: copy(name, calibration or None, **manifest) -> its path."""
+    import json
+    import shutil
+
+    from detectors.runtime import SHIPPED
+
+    def copy(name: str, calibration: dict | None, **manifest) -> str:
+        out = tmp_path / "detectors" / name
+        shutil.copytree(SHIPPED / "lexical", out)
+        meta = json.loads((out / "manifest.json").read_text()) | {"name": name, **manifest}
+        if calibration is None:
+            meta.pop("calibration")
+        else:
+            (out / "calibration.json").write_text(json.dumps(calibration))
+        (out / "manifest.json").write_text(json.dumps(meta))
+        return str(out)
+
+    return copy
+
+
 @pytest.fixture(scope="session")
 def sample_web():
     """The local sample web (synthweb.sampleweb), started once per test session."""

@@ -225,3 +225,31 @@ def test_retraining_keeps_the_measured_estimation_methods(tmp_path, capsys):
     write_calibration(path, {"bins": 2, "threshold": 0.6})
     assert json.loads(path.read_text()) == {"bins": 2, "threshold": 0.6, "method": "em", "control_method": "pacc"}
     assert "measure again" in capsys.readouterr().out
+
+
+def test_an_ensemble_calibration_checks_its_members_variants(detector_copy, monkeypatch, tmp_path):
+    shipped = json.loads((SHIPPED / "lexical" / "calibration.json").read_text())
+    member = detector_copy("member", None, variant="int8")
+    monkeypatch.setenv("SYNTHWEB_DETECTORS_PATH", str(tmp_path / "detectors"))
+    ens = tmp_path / "detectors" / "stack"
+    ens.mkdir()
+    (ens / "combiner.json").write_text(json.dumps({"members": ["member"], "coef": [1.0], "intercept": 0.0}))
+    (ens / "calibration.json").write_text(json.dumps(shipped | {"variants": {"member": ["fp32", "fp16"]}}))
+    manifest = {"name": "stack", "version": "1", "kind": "ensemble", "members": ["member"]}
+    (ens / "manifest.json").write_text(
+        json.dumps(manifest | {"combiner": "combiner.json", "calibration": "calibration.json"})
+    )
+    detector = load_detector(str(ens))
+    assert detector.variants == {"member": "int8"}
+    with pytest.raises(DetectorError, match="holds for member fp32 or fp16, but member's model is int8"):
+        detector.require_calibration()
+    assert load_detector(member).variants == {"member": "int8"}
+
+
+def test_shipped_calibrations_hold_for_the_shipped_variants():
+    for name in ("minilm", "ensemble"):
+        if not (SHIPPED / "minilm" / "model.onnx").is_file():
+            pytest.skip("minilm's model.onnx is not built (scripts/setup.sh builds it)")
+        detector = load_detector(name)
+        assert detector.variants == {"minilm": "fp32"}
+        assert detector.require_calibration()["variants"] == {"minilm": ["fp32", "fp16"]}

@@ -122,7 +122,10 @@ def test_calibrate_fits_logistic_and_writes_shipped_format(lms, tmp_path):
     lines.append({"text": "a", "label": "human"})  # unscorable: counted, not fit
     data = tmp_path / "calib.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
-    before = load_detector(str(det_dir)).score(machine)
+    uncalibrated = load_detector(str(det_dir))
+    before = uncalibrated.score(machine)
+    with pytest.raises(DetectorError, match="not calibrated, so no share can be estimated; run `synthweb detectors"):
+        uncalibrated.require_calibration()
 
     cal = calibrate_detector(det_dir, data)
 
@@ -140,6 +143,10 @@ def test_calibrate_fits_logistic_and_writes_shipped_format(lms, tmp_path):
     assert after.scorer.score_map["slope"] == pytest.approx(cal["logistic"]["slope"], rel=1e-5)
     assert not np.allclose(after.score(machine), before)
     assert after.score(machine).mean() > after.score(SENTENCES).mean()
+    # A new score map changes what the store keeps, so the version moves on; the same map again does not.
+    assert (uncalibrated.version, after.version) == ("1", "2")
+    calibrate_detector(det_dir, data)
+    assert load_detector(str(det_dir)).version == "2"
 
 
 def test_calibrate_rejects_bad_labels(lms, tmp_path):

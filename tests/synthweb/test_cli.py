@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from detectors.runtime import SHIPPED
 from synthweb.cli import main
 from synthweb.estimate import DEFAULT_METHOD
 
@@ -110,3 +111,25 @@ def test_sql_and_report_on_an_empty_store(tmp_path):
     assert json.loads(result.stdout) == []
     result = synthweb("sql", "--db", db, "SELECT nonsense FROM nowhere")
     assert result.returncode == 2 and "query failed" in result.stderr
+
+
+def test_no_share_from_an_uncalibrated_or_mismatched_detector(tmp_path, capsys, detector_copy):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"text": HUMAN}) + "\n")
+    uncalibrated = detector_copy("uncalibrated", None)
+    assert main(["score", "--detector", uncalibrated, str(path)]) == 0  # scores need no calibration
+    capsys.readouterr()
+    assert main(["estimate", "--detector", uncalibrated, str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not calibrated" in err and f"synthweb detectors calibrate {uncalibrated}" in err and err.count("\n") == 0
+
+    # A calibration measured on fp32 does not describe an int8 model's scores (quantisation shifts them).
+    shipped = json.loads((SHIPPED / "lexical" / "calibration.json").read_text())
+    quantised = detector_copy("quantised", shipped | {"variants": {"quantised": ["fp32"]}}, variant="int8")
+    assert main(["estimate", "--detector", quantised, str(path)]) == 2
+    assert "holds for quantised fp32, but quantised's model is int8" in capsys.readouterr().err
+    same = detector_copy("same", shipped | {"variants": {"same": ["fp32", "fp16"]}}, variant="fp16")
+    assert main(["estimate", "--detector", same, str(path)]) == 0
+
+    result = synthweb("report", "--db", f"chdb:///{tmp_path}/db", "--detector", uncalibrated)
+    assert result.returncode == 2 and "not calibrated" in result.stderr and "Traceback" not in result.stderr

@@ -121,3 +121,14 @@ def test_report_by_year_and_formats(db):
     assert table and {"lang", "month", "pages", "documents", "share", "ci_low", "ci_high"} <= set(table[0])
     result = synthweb("report", "--db", db, "--by", "snapshot")
     assert result.returncode == 0 and "e2e" in result.stdout and "%" in result.stdout
+
+
+def test_an_uncalibrated_detector_stores_pages_and_says_why_there_is_no_share(sample_web, detector_copy, tmp_path):
+    dsn = f"chdb:///{tmp_path}/store"
+    seeds = sample_web.seeds[:1]
+    args = ("run", "--quiet", "--allow-private-networks", "--max-pages-per-site", "3", "--db", dsn, *seeds)
+    result = synthweb(*args, "--detector", detector_copy("uncalibrated", None))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning: detector uncalibrated v1 is not calibrated" in result.stderr
+    assert "pages stored, no share reported" in result.stderr and "Traceback" not in result.stderr
+    assert sql(dsn, "SELECT count() AS n FROM pages WHERE detector = 'uncalibrated'")[0]["n"] >= 1
