@@ -10,7 +10,7 @@ from datetime import date, datetime
 import numpy as np
 
 from synthweb.estimate import Calibration, estimate_histogram
-from synthweb.store import Store
+from synthweb.store import BINS, Store, store_calibration
 
 # SQL for each dimension a report can group by; unknown publication dates stay NULL.
 DIMENSIONS = {
@@ -21,7 +21,6 @@ DIMENSIONS = {
     "month": "if(day = toDate(0), NULL, formatDateTime(day, '%Y-%m'))",
     "snapshot": "snapshot",
 }
-BINS = 50  # must match the Resample range in schemas/clickhouse/003_page_stats.sql
 
 
 def parse_dimensions(text: str) -> list[str]:
@@ -37,13 +36,6 @@ CONTROL_BEFORE = "2022-12-01"  # pages published before ChatGPT's release: a hum
 CONTROL_MIN_DOCUMENTS = 100  # a stratum's control replaces the lab FPR only with at least this many documents
 _CONTROL = f"day != toDate(0) AND day < toDate('{CONTROL_BEFORE}')"
 _DETECTOR = "detector = {detector:String} AND detector_version = {version:String}"
-
-
-def _calibration(detector) -> Calibration:
-    calibration = Calibration.from_dict(detector.require_calibration())
-    if calibration.bins != BINS:
-        raise ValueError(f"detector {detector.name} calibrates on {calibration.bins} bins; the store keeps {BINS}")
-    return calibration
 
 
 def _grouping(dims: list[str], extra: tuple[str, ...] = ()) -> tuple[list[str], str]:
@@ -63,7 +55,7 @@ def share_report(
     """
     if fpr_from not in ("lab", "control"):
         raise ValueError(f"fpr_from must be 'lab' or 'control', not {fpr_from!r}")
-    calibration = _calibration(detector)
+    calibration = store_calibration(detector)
     params = {"detector": detector.name, "version": detector.version}
     select, group = _grouping(dims)
     sql = (
@@ -171,7 +163,7 @@ def control_report(store: Store, detector) -> list[dict]:
     `drift` flags strata whose lab FPR lies outside the control's interval: the detector's false-positive
     rate there is not the one it was calibrated with.
     """
-    calibration = _calibration(detector)
+    calibration = store_calibration(detector)
     k = calibration.threshold_bin
     tp, n_machine, fp, n_human = calibration.rates()
     lab_fpr = fp / n_human

@@ -49,6 +49,7 @@ def pending(store: Store, detector, where: str = "") -> int:
 def rescore(store: Store, detector, where: str = "", batch_size: int = 64, show_progress: bool = False) -> dict:
     """Score every matching stored page that lacks `detector`'s name+version; return counts."""
     todo = pending(store, detector, where)
+    store.record_calibration(detector)  # SQL's shares for the new rows (the store stage does it from settings)
     pipeline = Pipeline([ScoreStage(detector, batch_size), StoreStage(store)])
     params = {"name": detector.name, "version": detector.version}
     columns = ", ".join(f"`{c}`" for c in PAGE_COLUMNS)

@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
+from synthweb.estimate import DEFAULT_METHOD, Calibration
 from synthweb.pipeline import Page, Stage
 
 log = logging.getLogger(__name__)
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse"
+BINS = 50  # score bins of page_stats: must match the Resample range in schemas/clickhouse/003_page_stats.sql
 
 PAGE_COLUMNS = [
     "snapshot", "url", "host", "domain", "tld", "lang", "published", "date_source", "fetched_at",
@@ -28,6 +32,19 @@ PAGE_COLUMNS = [
 SKIP_COLUMNS = [
     "snapshot", "url", "host", "domain", "reason", "detail", "status", "fetched_at", "source", "source_offset",
 ]  # fmt: skip
+
+CALIBRATION_COLUMNS = [
+    "detector", "detector_version", "threshold", "threshold_bin", "tpr", "fpr", "mean_human", "mean_machine",
+    "hist_human", "hist_machine", "effective_human", "effective_machine", "method", "recorded",
+]  # fmt: skip
+
+
+def store_calibration(detector) -> Calibration:
+    """The detector's calibration, checked to fit this store's histograms (a ValueError says why not)."""
+    calibration = Calibration.from_dict(detector.require_calibration())
+    if calibration.bins != BINS:
+        raise ValueError(f"detector {detector.name} calibrates on {calibration.bins} bins; the store keeps {BINS}")
+    return calibration
 
 
 class StoreError(RuntimeError):
@@ -124,6 +141,28 @@ class Store:
                 for p in pages
             ]  # fmt: skip
             self._insert("skipped_pages", rows, SKIP_COLUMNS, dedup_token)
+
+    def record_calibration(self, detector) -> bool:
+        """Write the detector's calibration to `detector_calibrations`, so SQL can correct its shares.
+
+        False (nothing written) for a detector without a calibration that fits the store.
+        """
+        try:
+            calibration = store_calibration(detector)
+        except ValueError as exc:
+            log.warning("no calibration recorded for %s v%s: %s", detector.name, detector.version, exc)
+            return False
+        tp, n_machine, fp, n_human = calibration.rates()
+        mids = (np.arange(BINS) + 0.5) / BINS  # PACC's rule (quantify.pacc)
+        human, machine = calibration.hist_human, calibration.hist_machine
+        row = [
+            detector.name, detector.version, calibration.threshold, calibration.threshold_bin,
+            tp / n_machine, fp / n_human, float(human @ mids / human.sum()), float(machine @ mids / machine.sum()),
+            human.tolist(), machine.tolist(), calibration.n_human, calibration.n_machine,
+            calibration.method or DEFAULT_METHOD, datetime.now(UTC),
+        ]  # fmt: skip
+        self._insert("detector_calibrations", [row], CALIBRATION_COLUMNS, None)
+        return True
 
     def _insert(self, table: str, rows: list[list[Any]], columns: list[str], token: str | None) -> None:
         # The MV setting makes a deduplicated retry skip the aggregates too, not only `pages`.
@@ -225,6 +264,14 @@ class StoreStage(Stage):
     def from_settings(cls, settings) -> StoreStage:
         store = Store(settings.get("SYNTHWEB_DB"))
         store.migrate()
+        name = settings.get("SYNTHWEB_DETECTOR")
+        if name:  # the detector the score stage loads (cached): SQL needs its calibration beside its pages
+            from detectors.runtime import DetectorError, load_detector
+
+            try:
+                store.record_calibration(load_detector(name))
+            except DetectorError as exc:  # the score stage says so, if it runs at all
+                log.warning("no calibration recorded for detector %s: %s", name, exc)
         return cls(store)
 
     def run(self, pages: Iterable[Page], dedup_token: str | None = None) -> Iterator[Page]:

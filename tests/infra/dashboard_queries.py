@@ -68,6 +68,8 @@ def substitute(sql: str, constants: dict[str, str]) -> str:
 def main(store_dir: str) -> int:
     store = Store(f"chdb:///{store_dir}")
     store.migrate()
+    detector = load_detector("hashed")
+    store.record_calibration(detector)  # as the store stage does for the detector it is configured with
     batch = pages()
     store.insert_pages([p for p in batch if not p.skip])
     store.insert_skips([p for p in batch if p.skip])
@@ -83,7 +85,7 @@ def main(store_dir: str) -> int:
     for where, sql in doc_sql_statements():
         columns, rows = store.query(sql)
         results[f"{where}: {sql[:60]}"] = [dict(zip(columns, row, strict=True)) for row in rows]
-    report = share_report(store, load_detector("hashed"), ["snapshot"], method="acc")  # Grafana computes ACC in SQL
+    report = share_report(store, detector, ["snapshot"], method="pacc")  # Grafana computes PACC in SQL
     print(json.dumps({"queries": results, "report": report}, default=str))
     return 0
 

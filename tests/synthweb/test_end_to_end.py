@@ -111,6 +111,22 @@ def test_pages_carry_dates_language_and_detector(db):
     assert rows["n"] == 60 and rows["dated"] == 60 and rows["en"] == 60 and rows["scored"] == 60
 
 
+def test_the_store_keeps_the_detectors_calibration_for_sql(db):
+    from detectors.runtime import load_detector
+    from synthweb.estimate import Calibration
+
+    calibration = Calibration.from_dict(load_detector(SYNTHWEB_DETECTOR).calibration)
+    tp, n_machine, fp, n_human = calibration.rates()
+    [row] = sql(db, "SELECT detector, threshold_bin, tpr, fpr, hist_human, method FROM detector_calibrations FINAL")
+    assert (row["detector"], row["threshold_bin"], row["method"]) == (
+        SYNTHWEB_DETECTOR,
+        calibration.threshold_bin,
+        calibration.method,
+    )
+    assert row["tpr"] == pytest.approx(tp / n_machine) and row["fpr"] == pytest.approx(fp / n_human)
+    assert row["hist_human"] == calibration.hist_human.tolist()
+
+
 def test_report_by_year_and_formats(db):
     years = {r["year"]: r for r in report(db, "year")}
     assert {2019, 2020, 2021, 2024, 2025} <= set(years)
@@ -132,3 +148,4 @@ def test_an_uncalibrated_detector_stores_pages_and_says_why_there_is_no_share(sa
     assert "warning: detector uncalibrated v1 is not calibrated" in result.stderr
     assert "pages stored, no share reported" in result.stderr and "Traceback" not in result.stderr
     assert sql(dsn, "SELECT count() AS n FROM pages WHERE detector = 'uncalibrated'")[0]["n"] >= 1
+    assert sql(dsn, "SELECT count() AS n FROM detector_calibrations")[0]["n"] == 0  # nothing to correct with

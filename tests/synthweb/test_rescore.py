@@ -62,6 +62,11 @@ def test_rescore_adds_rows_beside_the_old_once(history):
         {"detector": "lexical", "v": "1", "n": 16, "urls": 16, "dated": 16},
         {"detector": "lexical-next", "v": "2", "n": 16, "urls": 16, "dated": 16},
     ]
+    # Both versions' calibrations are in the store (ingest's store stage, rescore), for SQL's shares.
+    [calibrations] = sql(
+        history["db"], "SELECT detector, detector_version AS v FROM detector_calibrations FINAL ORDER BY detector"
+    )
+    assert calibrations == [{"detector": "lexical", "v": "1"}, {"detector": "lexical-next", "v": "2"}]
 
 
 def test_report_compares_detectors_by_year_and_charts(history):
