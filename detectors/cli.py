@@ -67,6 +67,7 @@ def available() -> list[dict]:
                     "kind": manifest.get("kind", "onnx-text"),
                     "languages": ",".join(manifest.get("languages") or []) or "any",
                     "min_words": int(manifest.get("min_words", 0)),
+                    "calibrated": bool(manifest.get("calibration")),  # shares need it (Detector.require_calibration)
                     "path": str(manifest_path.parent),
                     # the first directory of a name wins, as in runtime.resolve
                     "shadowed": name in seen,
@@ -83,7 +84,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         from synthweb.report import render_table
 
-        render_table(rows, ["name", "version", "kind", "languages", "min_words", "path"], title="detectors")
+        columns = ["name", "version", "kind", "languages", "min_words", "calibrated", "path"]
+        render_table(rows, columns, title="detectors")
     return 0
 
 

@@ -76,6 +76,7 @@ def test_list_shows_shipped_and_search_path_detectors(tmp_path, monkeypatch, cap
     copy = tmp_path / "lexical-copy"
     shutil.copytree(SHIPPED / "lexical", copy, ignore=shutil.ignore_patterns("*.onnx"))
     manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["calibration"]
     (copy / "manifest.json").write_text(json.dumps({**manifest, "name": "lexical-copy", "version": "9"}))
     monkeypatch.setenv("SYNTHWEB_DETECTORS_PATH", str(tmp_path))
     assert main(["detectors", "list", "--format", "json"]) == 0
@@ -83,6 +84,7 @@ def test_list_shows_shipped_and_search_path_detectors(tmp_path, monkeypatch, cap
     assert rows["lexical"]["version"] == "1" and rows["lexical"]["languages"] == "en"
     assert rows["lexical"]["kind"] == "onnx-text" and rows["lexical"]["min_words"] == 50
     assert rows["lexical-copy"]["version"] == "9" and rows["lexical-copy"]["path"] == str(copy)
+    assert rows["lexical"]["calibrated"] and not rows["lexical-copy"]["calibrated"]
 
 
 def test_labels_and_length_buckets():
