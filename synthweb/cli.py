@@ -252,19 +252,18 @@ def cmd_report(args: argparse.Namespace) -> int:
             render_table(rows, CONTROL_COLUMNS, title=title)
         return 0
     names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
-    rows, detectors = [], []
-    for name in names:  # several detectors (or versions): rows side by side, to compare them
-        detector = _load_detector(_settings(args, SYNTHWEB_DETECTOR=name))
-        detectors.append(detector)
+    rows = []
+    detectors = [_load_detector(_settings(args, SYNTHWEB_DETECTOR=name)) for name in names]
+    label = ", ".join(f"{d.name} v{d.version}" for d in detectors)
+    if args.chart:
+        return _write_chart(args, store, detectors, dims, label)
+    for detector in detectors:  # several detectors (or versions): rows side by side, to compare them
         tag = {"detector": detector.name, "version": detector.version} if len(names) > 1 else {}
         try:
             found = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         rows += [{**tag, **row} for row in found]
-    label = ", ".join(f"{d.name} v{d.version}" for d in detectors)
-    if args.chart:
-        return _write_chart(args, store, detectors, dims, label)
     columns = (["detector", "version"] if len(names) > 1 else []) + [*dims, *REPORT_COLUMNS]
     columns += ["fpr_source"] if args.fpr_from == "control" else []
     if args.format == "json":
@@ -279,7 +278,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _write_chart(args, store, detectors, dims: list[str], label: str) -> int:
     """--chart FILE: share per month, one line per detector and per --by domain|tld group."""
-    from synthweb.chart import ChartError, chart_format, write_chart
+    from synthweb.chart import chart_format, write_chart
     from synthweb.report import share_report
 
     groups = [d for d in dims if d in ("domain", "tld")]
@@ -294,7 +293,7 @@ def _write_chart(args, store, detectors, dims: list[str], label: str) -> int:
             rows += [{**tag, **r} for r in found]
         keys = (["detector"] if len(detectors) > 1 else []) + groups
         path = write_chart(args.chart, rows, keys, f"machine-written share per month, detector {label}")
-    except (ChartError, OSError) as exc:
+    except (OSError, ValueError) as exc:  # a ChartError, or a detector that cannot give shares
         raise CliError(str(exc)) from exc
     print(f"chart written to {path}", file=sys.stderr)
     return 0
