@@ -53,10 +53,15 @@ def acc(hist, human, machine, threshold_bin: int) -> np.ndarray:
     return np.clip((q - fpr) / np.maximum(tpr - fpr, 1e-6), 0.0, 1.0)
 
 
+def mean_score(hist) -> np.ndarray:
+    """Mean score of each row of proportion histograms, each bin at its midpoint (PACC's rule; the
+    dashboard's SQL and `detector_calibrations` use it too)."""
+    hist = _rows(hist)
+    return hist @ ((np.arange(hist.shape[1]) + 0.5) / hist.shape[1])
+
+
 def pacc(hist, human, machine, threshold_bin: int) -> np.ndarray:
-    hist, human, machine = _rows(hist), _rows(human), _rows(machine)
-    mids = (np.arange(hist.shape[1]) + 0.5) / hist.shape[1]
-    mean, mean_h, mean_m = hist @ mids, human @ mids, machine @ mids
+    mean, mean_h, mean_m = mean_score(hist), mean_score(human), mean_score(machine)
     return np.clip((mean - mean_h) / np.maximum(mean_m - mean_h, 1e-6), 0.0, 1.0)
 
 

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from synthweb.estimate import DEFAULT_METHOD, Calibration
 from synthweb.pipeline import Page, Stage
+from synthweb.quantify import mean_score
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +152,11 @@ class Store:
             log.warning("no calibration recorded for %s v%s: %s", detector.name, detector.version, exc)
             return False
         tp, n_machine, fp, n_human = calibration.rates()
-        mids = (np.arange(BINS) + 0.5) / BINS  # PACC's rule (quantify.pacc)
         human, machine = calibration.hist_human, calibration.hist_machine
         row = [
             detector.name, detector.version, calibration.threshold, calibration.threshold_bin,
-            tp / n_machine, fp / n_human, float(human @ mids / human.sum()), float(machine @ mids / machine.sum()),
+            tp / n_machine, fp / n_human, float(mean_score(human / human.sum())[0]),
+            float(mean_score(machine / machine.sum())[0]),
             human.tolist(), machine.tolist(), calibration.n_human, calibration.n_machine,
             calibration.method or DEFAULT_METHOD, datetime.now(UTC),
         ]  # fmt: skip
