@@ -36,6 +36,7 @@ KIND_SCORERS = {
     "onnx-encoder": "detectors.encoder:EncoderScorer",
     "ensemble": "detectors.ensemble:EnsembleScorer",
     "likelihood": "detectors.likelihood:LikelihoodScorer",
+    "lm-features": "detectors.lm_features:LMFeatureScorer",
     "hashed-ngrams": "detectors.hashed:HashedScorer",
 }
 
@@ -77,6 +78,23 @@ def choose_providers() -> list[str]:
             raise DetectorError(f"SYNTHWEB_ORT_PROVIDERS asks for {missing}, available: {available}")
         return wanted
     return [p for p in PROVIDER_PREFERENCE if p in available] or available
+
+
+def open_session(model_file: Path | bytes):
+    """An ONNX Runtime session on the preferred providers, for a model path or a serialised graph."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # Scoring runs beside extraction workers: a couple of threads, not every core.
+    opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        model = model_file if isinstance(model_file, bytes) else str(model_file)  # a path or a serialised graph
+        return ort.InferenceSession(model, sess_options=opts, providers=choose_providers())
+    except Exception as exc:  # onnxruntime raises its own exception types
+        what = "a built graph" if isinstance(model_file, bytes) else model_file
+        raise DetectorError(f"cannot load ONNX model {what}: {exc}") from exc
 
 
 class Detector:
@@ -127,20 +145,8 @@ class Detector:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DetectorError(f"cannot load {self.kind} detector {path}: {exc}") from exc
 
-    def _session(self, model_file: Path):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        # Scoring runs beside extraction workers: a couple of threads, not every core.
-        opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            model = model_file if isinstance(model_file, bytes) else str(model_file)  # a path or a serialised graph
-            return ort.InferenceSession(model, sess_options=opts, providers=choose_providers())
-        except Exception as exc:  # onnxruntime raises its own exception types
-            what = "a built graph" if isinstance(model_file, bytes) else model_file
-            raise DetectorError(f"cannot load ONNX model {what}: {exc}") from exc
+    def _session(self, model_file: Path | bytes):
+        return open_session(model_file)
 
     def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """P(synthetic) for each text, in order, computed in batches of `batch_size`."""

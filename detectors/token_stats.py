@@ -11,6 +11,8 @@ Statistics per next-token position (float32):
   log p under the reference model's (performer's) next-token distribution.
 - "binoculars": the performer's negative log-likelihood of the token, and the cross-entropy of the
   observer's next-token distribution scored by the performer's log-probs.
+- "features" (one model): log p(token), its square, E_p[log p] (minus the entropy), E_p[(log p)^2], and
+  log(1 + rank of the token), from which `text_features` derives every zero-shot statistic of a text.
 """
 
 from __future__ import annotations
@@ -64,6 +66,16 @@ def stats_graph(method: str, two_models: bool, logits_types: tuple[str, ...]) ->
         second = rowsum(node("Mul", [q, node("Mul", [lp_obs, lp_obs], "lp2")], "q_lp2"), "second")
         var = node("Sub", [second, node("Mul", [mean, mean], "mean2")], "var")
         columns = [ll, mean, var]
+    elif method == "features":
+        ll = node("GatherElements", [lp_obs, target], "ll", axis=-1)
+        p = node("Exp", [lp_obs], "p_observer")
+        neg_ent = rowsum(node("Mul", [p, lp_obs], "p_lp"), "neg_entropy")
+        second = rowsum(node("Mul", [p, node("Mul", [lp_obs, lp_obs], "lp2")], "p_lp2"), "second")
+        # rank = how many tokens the model found likelier than the one written (0 = its top choice)
+        above = node("Cast", [node("Greater", [lp_obs, ll], "above_bool")], "above", to=1)
+        fone = node("Cast", [one], "fone_vec", to=1)
+        logrank = node("Log", [node("Add", [rowsum(above, "rank"), fone], "rank1")], "logrank")
+        columns = [ll, node("Mul", [ll, ll], "ll2"), neg_ent, second, logrank]
     elif method == "binoculars":
         lp_perf = node("LogSoftmax", [predicting("performer")], "lp_performer", axis=-1) if two_models else lp_obs
         nll = node("Neg", [node("GatherElements", [lp_perf, target], "ll_performer", axis=-1)], "nll")
@@ -113,6 +125,12 @@ def numpy_token_stats(method: str, observer: np.ndarray, performer: np.ndarray |
         mean = _rowdot(q, lp_obs)
         lp_obs *= lp_obs  # in place: not needed after this
         return np.stack([ll, mean, _rowdot(q, lp_obs) - mean * mean], axis=-1)
+    if method == "features":
+        ll = np.take_along_axis(lp_obs, target, axis=-1)[..., 0]
+        rank = (lp_obs > ll[..., None]).sum(axis=-1)
+        neg_ent = _rowdot(p_obs, lp_obs)
+        lp_obs *= lp_obs
+        return np.stack([ll, ll * ll, neg_ent, _rowdot(p_obs, lp_obs), np.log1p(rank)], axis=-1).astype(np.float32)
     if method == "binoculars":
         lp_perf = lp_obs if performer is None else _log_probs(performer[:, :-1])[0]
         nll = -np.take_along_axis(lp_perf, target, axis=-1)[..., 0]
@@ -134,3 +152,39 @@ def reduce_token_stats(method: str, stats: np.ndarray, mask: np.ndarray) -> np.n
         else:
             raw = (sums[:, 0] - sums[:, 1]) / np.sqrt(sums[:, 2])
     return np.where(valid.sum(axis=1) > 0, raw, np.nan)
+
+
+# Per-text zero-shot statistics of one model, in the order `text_features` returns them.
+FEATURE_NAMES = ("mean_ll", "std_ll", "mean_logrank", "entropy", "fast_detectgpt", "binoculars", "lrr")
+
+
+def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = None) -> np.ndarray:
+    """[B, len(FEATURE_NAMES)] statistics from "features" token statistics (NaN rows with < 2 tokens).
+
+    mean log-likelihood and its spread over tokens; mean log-rank (Mitchell et al.'s log-rank); mean
+    entropy; Fast-DetectGPT's analytic discrepancy with the model as its own reference; the single-model
+    Binoculars ratio (log-perplexity over entropy); DetectLLM's log-likelihood / log-rank ratio. With
+    `max_tokens`, only the first max_tokens tokens count (a causal LM's prefix statistics are the same).
+    """
+    valid = mask[:, 1:].astype(bool) & mask[:, :-1].astype(bool)
+    if max_tokens is not None:
+        valid[:, max(0, max_tokens - 1) :] = False
+    s = np.where(valid[..., None], stats, 0.0).astype(np.float64).sum(axis=1)
+    n = valid.sum(axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_ll, mean_ll2, neg_ent, second, logrank = (s[:, k] / n for k in range(5))
+        var_sum = s[:, 3] - (np.where(valid, stats[..., 2], 0.0).astype(np.float64) ** 2).sum(axis=1)
+        out = np.stack(
+            [
+                mean_ll,
+                np.sqrt(np.maximum(mean_ll2 - mean_ll**2, 0.0)),
+                logrank,
+                -neg_ent,
+                (s[:, 0] - s[:, 2]) / np.sqrt(var_sum),
+                -mean_ll / -neg_ent,
+                -mean_ll / logrank,
+            ],
+            axis=1,
+        )
+    out[n < 1] = np.nan
+    return out

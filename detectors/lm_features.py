@@ -1,0 +1,140 @@
+"""Zero-shot statistics of texts under the shipped causal LMs, and detectors built on them (kind "lm-features").
+
+Per model and text (its first `max_tokens` tokens): mean log-likelihood and its spread, mean log-rank,
+entropy, Fast-DetectGPT's analytic discrepancy, the single-model Binoculars ratio and the log-likelihood /
+log-rank ratio (detectors/token_stats.py `text_features`). Each model tokenizes with its own tokenizer, so
+models meet per text, not per token. The per-token statistics are computed by a small ONNX graph next to
+the logits (on the GPU under CUDA), so only [B, T-1, 5] floats reach the host.
+
+A detector of this kind is a manifest naming the models and a head (`head.json`: the features it reads,
+their standardisation, coefficients and intercept of a logistic regression), so one feature with a fixed
+sign is a plain zero-shot detector and several make a small trained combiner. The model files come from
+the model store (detectors/lm_build.py), built by `synthweb detectors build`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from detectors.likelihood import LOGITS_BUDGET_BYTES, CausalLM, _device, pad_rows, sigmoid
+from detectors.runtime import DetectorError
+from detectors.token_stats import FEATURE_NAMES, stats_graph, text_features
+
+DEFAULT_MAX_TOKENS = 256
+CHARS_PER_TOKEN_CAP = 12  # texts are cut to max_tokens * this many characters before tokenizing
+UNSCORABLE_P = 0.5
+
+
+class LMStatistics:
+    """One causal LM with its tokenizer: per-text zero-shot statistics (`features`)."""
+
+    def __init__(self, name: str, directory: Path, make_session, max_tokens: int = DEFAULT_MAX_TOKENS):
+        from tokenizers import Tokenizer
+
+        self.name, self.max_tokens = name, int(max_tokens)
+        try:
+            self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises plain Exceptions
+            raise DetectorError(f"{directory}: cannot load tokenizer: {exc}") from exc
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.lm = CausalLM(directory / "model.onnx", make_session)
+        self.stats = make_session(stats_graph("features", False, (self.lm.session.get_outputs()[0].type,)))
+        self.providers = self.lm.session.get_providers()
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        cut = [(t or "")[: self.max_tokens * CHARS_PER_TOKEN_CAP] for t in texts]
+        return [e.ids[: self.max_tokens] for e in self.tokenizer.encode_batch(cut)]
+
+    def token_stats(self, texts: list[str], batch_size: int = 8) -> list[np.ndarray]:
+        """Per text, its [n_tokens - 1, 5] "features" token statistics (empty for < 2 tokens)."""
+        ids = self.token_ids(texts)
+        out = [np.zeros((0, 5), dtype=np.float32) for _ in texts]
+        # Similar lengths share a batch, so little compute goes to padding.
+        order = [i for i in sorted(range(len(ids)), key=lambda i: len(ids[i])) if len(ids[i]) >= 2]
+        for start in range(0, len(order), max(1, int(batch_size))):
+            rows = order[start : start + max(1, int(batch_size))]
+            for i, s in zip(rows, self._run([ids[i] for i in rows]), strict=True):
+                out[i] = s
+        return out
+
+    def _run(self, rows: list[list[int]]) -> list[np.ndarray]:
+        ids, mask = pad_rows(rows)
+        if self.lm.vocab is None:
+            self.lm.vocab = self.lm.logits(ids[:1, :2], mask[:1, :2]).shape()[-1]
+        if int(ids.max()) >= self.lm.vocab:
+            raise DetectorError(f"{self.name}: tokenizer gives id {int(ids.max())} but the model has {self.lm.vocab}")
+        step = max(1, LOGITS_BUDGET_BYTES[_device(self.lm.session)[0]] // (ids.shape[1] * self.lm.vocab * 4 * 6))
+        out = []
+        for start in range(0, len(rows), step):
+            sub_ids, sub_mask = ids[start : start + step], mask[start : start + step]
+            binding = self.stats.io_binding()
+            binding.bind_ortvalue_input("observer", self.lm.logits(sub_ids, sub_mask))
+            binding.bind_cpu_input("input_ids", sub_ids)
+            binding.bind_output("stats")
+            self.stats.run_with_iobinding(binding)
+            stats = binding.copy_outputs_to_cpu()[0]
+            out += [stats[r, : int(sub_mask[r].sum()) - 1] for r in range(len(sub_ids))]
+        return out
+
+    def features(self, texts: list[str], batch_size: int = 8) -> np.ndarray:
+        """[N, len(FEATURE_NAMES)] per-text statistics (NaN rows for texts with < 2 tokens)."""
+        return features_from_stats(self.token_stats(texts, batch_size))
+
+
+def features_from_stats(stats: list[np.ndarray], max_tokens: int | None = None) -> np.ndarray:
+    """Per-text features from per-text token statistics (as `LMStatistics.token_stats` returns them)."""
+    width = max([len(s) for s in stats] + [1])
+    padded = np.zeros((len(stats), width, 5), dtype=np.float32)
+    mask = np.zeros((len(stats), width + 1), dtype=np.int64)
+    for i, s in enumerate(stats):
+        padded[i, : len(s)] = s
+        mask[i, : len(s) + 1] = 1 if len(s) else 0
+    return text_features(padded, mask, max_tokens)
+
+
+def head_logits(head: dict, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """The head's logit per text from named feature columns ("model.feature")."""
+    x = np.stack([columns[f] for f in head["features"]], axis=1)
+    z = (x - np.asarray(head["mean"])) / np.asarray(head["scale"])
+    return z @ np.asarray(head["coef"], dtype=np.float64) + float(head["intercept"])
+
+
+class LMFeatureScorer:
+    """The scorer of kind "lm-features" (see the module docstring).
+
+    Manifest: "models" [{"name": "smollm2-135m", "max_tokens": 256}], "variant" (fp32|fp16), "head".
+    """
+
+    def __init__(self, path: Path, manifest: dict, make_session):
+        from detectors.lm_build import require_built
+
+        self.variant = str(manifest.get("variant", "fp32"))
+        self.head = json.loads((path / manifest.get("head", "head.json")).read_text(encoding="utf-8"))
+        used = {f.split(".", 1)[0] for f in self.head["features"]}
+        self.models = []
+        for spec in manifest["models"]:
+            if spec["name"] in used:
+                directory = require_built(spec["name"], self.variant)
+                self.models.append(LMStatistics(spec["name"], directory, make_session, spec.get("max_tokens", 256)))
+        unknown = [f for f in self.head["features"] if f.split(".", 1)[-1] not in FEATURE_NAMES]
+        if unknown or used - {m.name for m in self.models}:
+            raise DetectorError(f"{path}: head reads features no listed model gives: {unknown or sorted(used)}")
+        self.providers = self.models[0].providers
+
+    def columns(self, texts: list[str], batch_size: int = 8) -> dict[str, np.ndarray]:
+        """Every feature of every model, as "model.feature" columns."""
+        cols = {}
+        for m in self.models:
+            values = m.features(texts, batch_size)
+            cols |= {f"{m.name}.{f}": values[:, k] for k, f in enumerate(FEATURE_NAMES)}
+        return cols
+
+    def score(self, texts: list[str], batch_size: int = 8) -> np.ndarray:
+        if not texts:
+            return np.zeros(0)
+        z = head_logits(self.head, self.columns(texts, batch_size))
+        return np.where(np.isnan(z), UNSCORABLE_P, sigmoid(np.nan_to_num(z)))

@@ -1,0 +1,166 @@
+"""Held-out evaluation of the LM statistics, and the heads and calibrations of the shipped LM detectors.
+
+Called by `python -m detectors.lm_train train` on the cached per-token statistics. Every held-out row
+holds out a whole domain or a whole generator (detectors/train.py `heldout_splits`, applied to the
+sample): zero-shot rows use one statistic with its published sign and no fit at all; head rows fit a
+logistic regression on the training side only. The shipped heads are fit on the sample's training groups
+and calibrated on its calibration groups (article groups never trained on).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from detectors.data import Record, split_groups
+from detectors.token_stats import FEATURE_NAMES
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"
+HELDOUT_FILE = Path(__file__).resolve().parent / "lm_eval_heldout.json"
+# Published direction of each statistic: +1 where larger means machine-written.
+SIGNS = {"mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1}
+PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
+
+
+def columns_for(model: str, X: np.ndarray) -> dict[str, np.ndarray]:
+    return {f"{model}.{f}": X[:, k] for k, f in enumerate(FEATURE_NAMES)}
+
+
+def fit_head(cols: dict[str, np.ndarray], features: list[str], y: np.ndarray, c: float) -> dict:
+    """A logistic regression on standardised `features`, as head.json stores it."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.stack([cols[f] for f in features], axis=1)
+    mean, scale = x.mean(0), x.std(0) + 1e-9
+    fit = LogisticRegression(C=c, max_iter=1000).fit((x - mean) / scale, y)
+    r = lambda v: [float(f"{a:.6g}") for a in v]  # noqa: E731
+    return {"features": features, "C": c, "mean": r(mean), "scale": r(scale), "coef": r(fit.coef_[0]),
+            "intercept": float(fit.intercept_[0])}  # fmt: skip
+
+
+def zero_shot_head(cols: dict[str, np.ndarray], feature: str, y: np.ndarray) -> dict:
+    """One statistic with its published sign, mapped to P(synthetic) by a 1-D logistic (ranking unchanged)."""
+    head = fit_head(cols, [feature], y, 1e6)
+    sign = SIGNS[feature.split(".", 1)[1]]
+    if np.sign(head["coef"][0]) != sign:  # never let the fit flip a zero-shot detector's direction
+        head["coef"] = [0.0]
+    return head | {"C": None}
+
+
+def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, c: float | None, zero_shot=None):
+    """Rows of the held-out table for a head on `features` (or the zero-shot statistic `zero_shot`)."""
+    from detectors.lm_features import head_logits
+    from detectors.train import metrics_row, split_indices
+
+    y = np.array([r.label for r in records])
+    ok = np.all(np.isfinite(np.stack(list(cols.values()), axis=1)), axis=1)
+    rows = []
+    for name, train, test in split_indices(records):
+        train, test = train[ok[train]], test[ok[test]]
+        if len(set(y[test])) < 2 or len(set(y[train])) < 2:
+            continue  # only in a partial cache
+        if zero_shot:
+            scores = SIGNS[zero_shot.split(".", 1)[1]] * cols[zero_shot][test]
+        else:
+            head = fit_head({k: v[train] for k, v in cols.items()}, features, y[train], c)
+            scores = head_logits(head, {k: v[test] for k, v in cols.items()})
+        rows.append(metrics_row(name, len(train), y[test], scores))
+    return summarize(rows)
+
+
+def summarize(rows: list[dict]) -> dict:
+    means = {}
+    for kind in ("domain", "generator"):
+        sub = [r for r in rows if r["split"].startswith(kind)]
+        means[kind] = {k: round(float(np.mean([r[k] for r in sub])), 4) for k in ("auroc", "tpr@1%fpr", "tpr@5%fpr")}
+    return {"rows": rows, "means": means, "mean_auroc": round((means["domain"]["auroc"] + means["generator"]["auroc"]) / 2, 4)}
+
+
+def write_detector(name: str, manifest: dict, head: dict, calibration: dict, evaluation: dict) -> Path:
+    from detectors.train import write_calibration
+
+    out = SHIPPED / name
+    out.mkdir(parents=True, exist_ok=True)
+    for file, obj in (("manifest.json", manifest), ("head.json", head), ("eval.json", evaluation)):
+        (out / file).write_text(json.dumps(obj, indent=1) + "\n")
+    write_calibration(out / "calibration.json", calibration)
+    return out
+
+
+def train(sample: list[Record], models: tuple[str, ...] | None = None, detectors: dict | None = None) -> dict:
+    """Held-out tables for every statistic and head; then fit, calibrate and write `detectors`.
+
+    `detectors` maps a shipped name to (features, description); features may span models.
+    """
+    from detectors.lm_features import features_from_stats, head_logits, sigmoid
+    from detectors.lm_train import MAX_TOKENS, load_stats
+    from detectors.train import calibrate, metrics_row
+
+    from detectors.lm_build import MODELS
+
+    covered, cols = len(sample), {}
+    for model in models or tuple(MODELS):
+        n, stats = load_stats(model, sample)
+        if n == 0:
+            continue
+        covered = min(covered, n)
+        cols[model] = columns_for(model, features_from_stats(stats))
+    records = sample[:covered]
+    cols = {k: v[:covered] for c in cols.values() for k, v in c.items()}
+    y = np.array([r.label for r in records])
+    print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
+    table = {}
+    for f in cols:
+        if f.split(".", 1)[1] in SIGNS:
+            table[f"zero-shot {f}"] = heldout_rows(records, cols, None, None, zero_shot=f)
+    families = {m: [f for f in cols if f.startswith(m + ".")] for m in {k.split(".")[0] for k in cols}}
+    if len(families) > 1:
+        families["all models"] = list(cols)
+    for fam, feats in families.items():
+        for c in PENALTIES:
+            table[f"head {fam} C={c}"] = heldout_rows(records, cols, feats, c)
+    for key, result in table.items():
+        m = result["means"]
+        print(f"{key:55s} {result['mean_auroc']:.4f}  domains {m['domain']['auroc']:.3f} / {m['domain']['tpr@1%fpr']:.3f}"
+              f"  generators {m['generator']['auroc']:.3f} / {m['generator']['tpr@1%fpr']:.3f}", flush=True)  # fmt: skip
+    HELDOUT_FILE.write_text(json.dumps({"max_tokens": MAX_TOKENS, "n_texts": covered, "table": table}, indent=1) + "\n")
+
+    train_groups, calib_groups = split_groups(records, holdout=0.2, salt="calib")
+    fit_idx = np.array([i for i, r in enumerate(records) if r.group in train_groups])
+    cal_idx = np.array([i for i, r in enumerate(records) if r.group in calib_groups])
+    finite = np.all(np.isfinite(np.stack(list(cols.values()), axis=1)), axis=1)
+    fit_idx, cal_idx = fit_idx[finite[fit_idx]], cal_idx[finite[cal_idx]]
+    written = {}
+    for name, spec in (detectors or {}).items():
+        feats = spec["features"]
+        sub = {k: v[fit_idx] for k, v in cols.items()}
+        if len(feats) == 1:
+            head, key = zero_shot_head(sub, feats[0], y[fit_idx]), f"zero-shot {feats[0]}"
+        else:
+            fam = next(f for f, fs in families.items() if fs == feats)
+            key = max((k for k in table if k.startswith(f"head {fam} C=")), key=lambda k: table[k]["mean_auroc"])
+            head = fit_head(sub, feats, y[fit_idx], float(key.rsplit("=", 1)[1]))
+        p_cal = sigmoid(head_logits(head, {k: v[cal_idx] for k, v in cols.items()}))
+        calibration = calibrate(p_cal, y[cal_idx], groups=[records[i].group for i in cal_idx])
+        calibration["variants"] = {name: ["fp32", "fp16"]}
+        evaluation = {
+            "heldout_key": key, "max_tokens": MAX_TOKENS, **{k: table[key][k] for k in ("rows", "means", "mean_auroc")},
+            "calibration_split": metrics_row("calibration groups", len(fit_idx), y[cal_idx], p_cal),
+            "n_sample": covered, "protocol": "stratified sample of the corpus (detectors/lm_train.py); whole domain / "
+            "generator held out per row; heads fit on the training side only",
+        }  # fmt: skip
+        models = sorted({f.split(".")[0] for f in feats})
+        manifest = {
+            "name": name, "version": "1", "kind": "lm-features", "variant": "fp32",
+            "models": [{"name": m, "max_tokens": MAX_TOKENS} for m in models], "head": "head.json",
+            "build": f"synthweb detectors build {' '.join(models)}", "preprocess": ["collapse_whitespace"],
+            "languages": ["en"], "min_words": 50, "description": spec["description"],
+            "trained_on": "Fast-DetectGPT raw data (xsum, squad, writing; 8 generators), stratified sample of the "
+            "lexical detector's training groups; calibrated on a sample of its calibration groups",
+            "calibration": "calibration.json",
+        }  # fmt: skip
+        written[name] = write_detector(name, manifest, head, calibration, evaluation)
+        print(f"{name}: {key}; calibration {evaluation['calibration_split']}", flush=True)
+    return {"table": table, "written": written}

@@ -1,0 +1,124 @@
+"""Zero-shot LM statistics (kind "lm-features") over a tiny LLaMA built here, and the model store's errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_token_stats import run_graph
+from tiny_lm import SENTENCES, numpy_llama_logits, train_tokenizer, write_llama_checkpoint
+
+from detectors import lm_build
+from detectors.lm_features import features_from_stats, head_logits
+from detectors.onnx_llama import export_llama
+from detectors.onnx_lm import read_config, read_weights
+from detectors.runtime import Detector, DetectorError, load_detector
+from detectors.token_stats import FEATURE_NAMES, numpy_token_stats, text_features
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_feature_statistics_graph_computes_what_numpy_computes(dtype):
+    rng = np.random.default_rng(7)
+    logits = (rng.normal(size=(3, 9, 37)) * 3).astype(dtype)
+    ids = rng.integers(0, 37, size=(3, 9))
+    got = run_graph("features", logits, None, ids)
+    want = numpy_token_stats("features", logits, None, ids)
+    assert got.shape == want.shape == (3, 8, 5)
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
+
+
+def _direct_features(logits: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+    """The statistics straight from their definitions, in float64, for one unpadded text."""
+    lp = logits[:-1] - logits[:-1].max(-1, keepdims=True)
+    lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+    p, n = np.exp(lp), len(ids) - 1
+    ll = lp[np.arange(n), ids[1:]]
+    rank = np.array([(lp[i] > ll[i]).sum() for i in range(n)])
+    ent = -(p * lp).sum(-1)
+    var = (p * lp**2).sum(-1) - ent**2
+    return {
+        "mean_ll": ll.mean(), "std_ll": ll.std(), "mean_logrank": np.log1p(rank).mean(), "entropy": ent.mean(),
+        "fast_detectgpt": (ll.sum() + ent.sum()) / np.sqrt(var.sum()), "binoculars": -ll.mean() / ent.mean(),
+        "lrr": -ll.mean() / np.log1p(rank).mean(),
+    }  # fmt: skip
+
+
+def test_text_features_follow_their_definitions_and_ignore_padding():
+    rng = np.random.default_rng(8)
+    logits, ids = rng.normal(size=(2, 8, 23)) * 2, rng.integers(0, 23, size=(2, 8))
+    mask = np.array([[1] * 8, [1] * 5 + [0] * 3])
+    feats = text_features(numpy_token_stats("features", logits, None, ids), mask)
+    for row, length in ((0, 8), (1, 5)):
+        want = _direct_features(logits[row, :length], ids[row, :length])
+        for k, name in enumerate(FEATURE_NAMES):
+            assert feats[row, k] == pytest.approx(want[name], rel=1e-4), name
+    # max_tokens counts only a text's first tokens: as if it had been cut there
+    cut = text_features(numpy_token_stats("features", logits, None, ids), np.ones((2, 8)), max_tokens=5)
+    short = text_features(numpy_token_stats("features", logits[:, :5], None, ids[:, :5]), np.ones((2, 5)))
+    np.testing.assert_allclose(cut, short, rtol=1e-6)
+    assert np.isnan(text_features(np.zeros((1, 3, 5)), np.array([[1, 0, 0, 0]]))).all()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A model store holding one tiny LLaMA under the name 'tiny', and a detector reading two of its features."""
+    base = tmp_path_factory.mktemp("store")
+    tok = train_tokenizer()
+    ckpt = write_llama_checkpoint(base / "ckpt", tok, seed=3)
+    model = base / "models" / "tiny" / "fp32"
+    model.mkdir(parents=True)
+    export_llama(ckpt, model / "model.onnx")
+    tok.save(str(model / "tokenizer.json"))
+    (model / "build.json").write_text("{}")
+    det = base / "tiny-det"
+    det.mkdir()
+    head = {"features": ["tiny.mean_ll", "tiny.entropy"], "mean": [-5.0, 5.0], "scale": [1.0, 1.0],
+            "coef": [1.5, -0.5], "intercept": 0.2}  # fmt: skip
+    (det / "head.json").write_text(json.dumps(head))
+    manifest = {"name": "tiny-det", "version": "1", "kind": "lm-features", "models": [{"name": "tiny", "max_tokens": 24}],
+                "head": "head.json", "preprocess": ["collapse_whitespace"], "min_words": 0}  # fmt: skip
+    (det / "manifest.json").write_text(json.dumps(manifest))
+    return {"base": base, "ckpt": ckpt, "tok": tok, "det": det, "head": head}
+
+
+@pytest.fixture
+def tiny_store(store, monkeypatch):
+    monkeypatch.setenv("SYNTHWEB_MODELS", str(store["base"] / "models"))
+    monkeypatch.setitem(lm_build.MODELS, "tiny", {"packages": [], "licence": "test"})
+    return store
+
+
+def test_lm_feature_detector_scores_with_its_head_on_the_reference_statistics(tiny_store):
+    det = load_detector(str(tiny_store["det"]))
+    assert det.kind == "lm-features"
+    texts = SENTENCES[:4]
+    cols = det.scorer.columns(texts)
+    config, weights = read_config(tiny_store["ckpt"]), read_weights(tiny_store["ckpt"])
+    for i, text in enumerate(texts):
+        ids = det.scorer.models[0].token_ids([text])[0]
+        assert len(ids) <= 24
+        want = _direct_features(numpy_llama_logits(config, weights, np.array(ids)), np.array(ids))
+        for name in FEATURE_NAMES:
+            assert cols[f"tiny.{name}"][i] == pytest.approx(want[name], rel=1e-3, abs=1e-4), name
+    p = det.score(texts + ["", "a"])
+    z = head_logits(tiny_store["head"], cols)
+    np.testing.assert_allclose(p[:4], 1 / (1 + np.exp(-z)), rtol=1e-6)
+    assert p[4] == 0.5  # no next-token statistics: the neutral score
+
+
+def test_features_from_stats_match_the_batched_graph(tiny_store):
+    lm = load_detector(str(tiny_store["det"])).scorer.models[0]
+    stats = lm.token_stats(SENTENCES, batch_size=3)  # lengths differ: padded batches
+    one_by_one = np.concatenate([lm.features([t]) for t in SENTENCES])
+    np.testing.assert_allclose(features_from_stats(stats), one_by_one, rtol=1e-4, atol=1e-5)
+
+
+def test_an_unbuilt_model_is_one_line_naming_the_build_command(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHWEB_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setitem(lm_build.MODELS, "tiny", {"packages": [], "licence": "test"})
+    with pytest.raises(DetectorError, match="synthweb detectors build tiny") as err:
+        Detector(store["det"])  # not load_detector: it caches the loaded one
+    assert "\n" not in str(err.value)
+    with pytest.raises(DetectorError, match="unknown language model 'nope'"):
+        lm_build.require_built("nope")
