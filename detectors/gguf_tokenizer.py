@@ -65,7 +65,7 @@ def gpt2_tokenizer_json(meta: dict, prefix: str | None = None) -> str:
     return json.dumps(doc, ensure_ascii=False)
 
 
-NORMAL, BYTE = 1, 6
+NORMAL = 1
 
 
 def _spm_merges(tokens: list[str], types: list[int], scores: list[float]) -> list[list[str]]:

@@ -85,7 +85,7 @@ class LMStatistics:
         return features_from_stats(self.token_stats(texts, batch_size))
 
 
-def features_from_stats(stats: list[np.ndarray], max_tokens: int | None = None) -> np.ndarray:
+def features_from_stats(stats: list[np.ndarray], max_tokens: int | None = None, skip: int = 0) -> np.ndarray:
     """Per-text features from per-text token statistics (as `LMStatistics.token_stats` returns them)."""
     width = max([len(s) for s in stats] + [1])
     padded = np.zeros((len(stats), width, 5), dtype=np.float32)
@@ -93,7 +93,7 @@ def features_from_stats(stats: list[np.ndarray], max_tokens: int | None = None) 
     for i, s in enumerate(stats):
         padded[i, : len(s)] = s
         mask[i, : len(s) + 1] = 1 if len(s) else 0
-    return text_features(padded, mask, max_tokens)
+    return text_features(padded, mask, max_tokens, skip)
 
 
 def head_logits(head: dict, columns: dict[str, np.ndarray]) -> np.ndarray:

@@ -20,8 +20,22 @@ from detectors.token_stats import FEATURE_NAMES
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 HELDOUT_FILE = Path(__file__).resolve().parent / "lm_eval_heldout.json"
 # Published direction of each statistic: +1 where larger means machine-written.
-SIGNS = {"mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1}
+SIGNS = {"mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1, "top1_rate": 1,
+         "top10_rate": 1}  # fmt: skip
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
+SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]
+SHIPPED_DETECTORS = {
+    "smollm2": {
+        "features": SMOLLM2,
+        "description": "Zero-shot statistics of SmolLM2-135M (log-likelihood, log-rank, entropy, Fast-DetectGPT, "
+        "Binoculars ratio) combined by a small logistic head; P(machine-written) for English prose.",
+    },
+    "smollm2-binoculars": {
+        "features": ["smollm2-135m.binoculars"],
+        "description": "Single-model Binoculars ratio (log-perplexity over entropy) of SmolLM2-135M, zero-shot "
+        "(only its logistic map to P(synthetic) is fit).",
+    },
+}
 
 
 def columns_for(model: str, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -78,6 +92,20 @@ def summarize(rows: list[dict]) -> dict:
     return {"rows": rows, "means": means, "mean_auroc": round((means["domain"]["auroc"] + means["generator"]["auroc"]) / 2, 4)}
 
 
+def write_bench_scores(name: str, texts: list[Record], scores: np.ndarray) -> None:
+    """The calibration texts' scores as bench/estimation_mixtures.py --scores-cache reads them (version 1)."""
+    from detectors.data import load_records
+    from detectors.lm_train import CACHE
+
+    _, calib_groups = split_groups(load_records(), holdout=0.2, salt="calib")
+    by_key = {(r.text, r.label, r.generator): s for r, s in zip(texts, scores, strict=True)}
+    wanted = [(r.text, r.label, r.generator) for r in load_records() if r.group in calib_groups]
+    if all(k in by_key for k in wanted):
+        path = CACHE / f"{name}-calibration-scores.npz"
+        np.savez(path, key=f"{name} v1 {len(wanted)}", scores=np.array([by_key[k] for k in wanted]))
+        print(f"mixtures bench scores: {path}")
+
+
 def write_detector(name: str, manifest: dict, head: dict, calibration: dict, evaluation: dict) -> Path:
     from detectors.train import write_calibration
 
@@ -89,26 +117,35 @@ def write_detector(name: str, manifest: dict, head: dict, calibration: dict, eva
     return out
 
 
-def train(sample: list[Record], models: tuple[str, ...] | None = None, detectors: dict | None = None) -> dict:
-    """Held-out tables for every statistic and head; then fit, calibrate and write `detectors`.
+def _columns(texts: list[Record], models) -> tuple[int, dict[str, np.ndarray]]:
+    """(texts covered by every model's cache, "model.feature" columns over them)."""
+    from detectors.lm_features import features_from_stats
+    from detectors.lm_train import load_stats
 
-    `detectors` maps a shipped name to (features, description); features may span models.
+    covered, cols = len(texts) if texts else 0, {}
+    for model in models:
+        n, stats = load_stats(model, texts)
+        if n:
+            covered = min(covered, n)
+            cols[model] = columns_for(model, features_from_stats(stats))
+    if not cols:
+        return 0, {}
+    return covered, {k: v[:covered] for c in cols.values() for k, v in c.items()}
+
+
+def train(sample: list[Record], rest: list[Record] = (), models=None, detectors: dict | None = None) -> dict:
+    """Held-out tables for every statistic and head on `sample`; then fit, calibrate and write `detectors`.
+
+    `rest` (the calibration groups' other texts) joins the calibration when its statistics are cached.
+    `detectors` maps a shipped name to {features, description}; features may span models.
     """
-    from detectors.lm_features import features_from_stats, head_logits, sigmoid
-    from detectors.lm_train import MAX_TOKENS, load_stats
+    from detectors.lm_build import MODELS
+    from detectors.lm_features import head_logits, sigmoid
+    from detectors.lm_train import MAX_TOKENS
     from detectors.train import calibrate, metrics_row
 
-    from detectors.lm_build import MODELS
-
-    covered, cols = len(sample), {}
-    for model in models or tuple(MODELS):
-        n, stats = load_stats(model, sample)
-        if n == 0:
-            continue
-        covered = min(covered, n)
-        cols[model] = columns_for(model, features_from_stats(stats))
+    covered, cols = _columns(sample, models or tuple(MODELS))
     records = sample[:covered]
-    cols = {k: v[:covered] for c in cols.values() for k, v in c.items()}
     y = np.array([r.label for r in records])
     print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
     table = {}
@@ -132,6 +169,18 @@ def train(sample: list[Record], models: tuple[str, ...] | None = None, detectors
     cal_idx = np.array([i for i, r in enumerate(records) if r.group in calib_groups])
     finite = np.all(np.isfinite(np.stack(list(cols.values()), axis=1)), axis=1)
     fit_idx, cal_idx = fit_idx[finite[fit_idx]], cal_idx[finite[cal_idx]]
+    n_rest, rest_cols = _columns(list(rest), sorted({k.split(".")[0] for k in cols}))
+    if n_rest < len(rest):
+        print(f"calibrating on the sample's calibration groups only: {n_rest} of {len(rest)} other texts cached")
+        n_rest = 0
+    if not n_rest:
+        rest_cols = {k: v[:0] for k, v in cols.items()}
+    cal_records = [records[i] for i in cal_idx] + list(rest)[:n_rest]
+    cal_cols = {k: np.concatenate([v[cal_idx], rest_cols[k]]) for k, v in cols.items()}
+    cal_ok = np.all(np.isfinite(np.stack(list(cal_cols.values()), axis=1)), axis=1)
+    cal_records = [r for r, ok in zip(cal_records, cal_ok, strict=True) if ok]
+    cal_cols = {k: v[cal_ok] for k, v in cal_cols.items()}
+    cal_y = np.array([r.label for r in cal_records])
     written = {}
     for name, spec in (detectors or {}).items():
         feats = spec["features"]
@@ -142,12 +191,13 @@ def train(sample: list[Record], models: tuple[str, ...] | None = None, detectors
             fam = next(f for f, fs in families.items() if fs == feats)
             key = max((k for k in table if k.startswith(f"head {fam} C=")), key=lambda k: table[k]["mean_auroc"])
             head = fit_head(sub, feats, y[fit_idx], float(key.rsplit("=", 1)[1]))
-        p_cal = sigmoid(head_logits(head, {k: v[cal_idx] for k, v in cols.items()}))
-        calibration = calibrate(p_cal, y[cal_idx], groups=[records[i].group for i in cal_idx])
+        p_cal = sigmoid(head_logits(head, cal_cols))
+        calibration = calibrate(p_cal, cal_y, groups=[r.group for r in cal_records])
         calibration["variants"] = {name: ["fp32", "fp16"]}
+        write_bench_scores(name, cal_records, p_cal)
         evaluation = {
             "heldout_key": key, "max_tokens": MAX_TOKENS, **{k: table[key][k] for k in ("rows", "means", "mean_auroc")},
-            "calibration_split": metrics_row("calibration groups", len(fit_idx), y[cal_idx], p_cal),
+            "calibration_split": metrics_row("calibration groups", len(fit_idx), cal_y, p_cal),
             "n_sample": covered, "protocol": "stratified sample of the corpus (detectors/lm_train.py); whole domain / "
             "generator held out per row; heads fit on the training side only",
         }  # fmt: skip

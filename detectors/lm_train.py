@@ -1,13 +1,15 @@
 """Evaluate the zero-shot LM statistics held-out, fit the small heads on them, and write the detectors.
 
-    python -m detectors.lm_train stats [--model smollm2-135m] [--max-chunks N]  # per-token statistics (cached)
-    python -m detectors.lm_train train                                          # held-out tables, heads, calibrations
+    python -m detectors.lm_train stats [--set sample|calibration] [--model M]  # per-token statistics (cached)
+    python -m detectors.lm_train train                                         # held-out tables, heads, calibrations
 
 A forward pass of a 135M-parameter LM costs ~0.45 s per 256-token text on two CPU cores, so training
 works on a stratified sample of the corpus (`sample_records`: per domain and generator, training groups and
 calibration groups apart) and caches each model's per-token statistics in detectors/.cache/lm/ (gitignored,
 resumable, in chunks whose every finished prefix is a balanced sample). Prefix statistics of a causal LM
-do not depend on what follows, so the cache also answers for any shorter `max_tokens`.
+do not depend on what follows, so the cache also answers for any shorter `max_tokens`. The `calibration`
+set is the rest of the calibration groups' texts: with the sample's share of them, the shipped detectors
+are calibrated on all of them, as the other detectors are, and the mixtures bench draws from them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,22 @@ def sample_records(records: list[Record] | None = None) -> list[Record]:
                 quota[key] -= 1
                 chosen.append(r)
     return sorted(chosen, key=lambda r: _h(r.group + r.text))
+
+
+def calibration_rest(records: list[Record] | None = None, sample: list[Record] | None = None) -> list[Record]:
+    """The calibration groups' texts that are not in the sample, in hash order."""
+    records = records if records is not None else load_records()
+    sample = sample if sample is not None else sample_records(records)
+    _, calib_groups = split_groups(records, holdout=0.2, salt="calib")
+    taken = {(r.text, r.label, r.generator) for r in sample}
+    rest = [r for r in records if r.group in calib_groups and (r.text, r.label, r.generator) not in taken]
+    return sorted(rest, key=lambda r: _h(r.group + r.text))
+
+
+def text_sets() -> dict[str, list[Record]]:
+    records = load_records()
+    sample = sample_records(records)
+    return {"sample": sample, "calibration": calibration_rest(records, sample)}
 
 
 def sample_key(sample: list[Record]) -> str:
@@ -113,18 +131,20 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("stats", help="cache per-token statistics of a model on the training sample")
+    s.add_argument("--set", choices=["sample", "calibration"], default="sample")
     s.add_argument("--model", default="smollm2-135m")
     s.add_argument("--max-chunks", type=int, default=None)
     sub.add_parser("train", help="held-out tables, then write the heads and calibrations")
     args = ap.parse_args(argv)
-    sample = sample_records()
+    sets = text_sets()
     if args.command == "stats":
-        print(f"sample: {len(sample)} texts, key {sample_key(sample)}", file=sys.stderr, flush=True)
-        compute_stats(args.model, sample, args.max_chunks)
+        texts = sets[args.set]
+        print(f"{args.set}: {len(texts)} texts, key {sample_key(texts)}", file=sys.stderr, flush=True)
+        compute_stats(args.model, texts, args.max_chunks)
     if args.command == "train":
-        from detectors.lm_heads import train
+        from detectors.lm_heads import SHIPPED_DETECTORS, train
 
-        train(sample)
+        train(sets["sample"], sets["calibration"], detectors=SHIPPED_DETECTORS)
 
 
 if __name__ == "__main__":

@@ -155,25 +155,35 @@ def reduce_token_stats(method: str, stats: np.ndarray, mask: np.ndarray) -> np.n
 
 
 # Per-text zero-shot statistics of one model, in the order `text_features` returns them.
-FEATURE_NAMES = ("mean_ll", "std_ll", "mean_logrank", "entropy", "fast_detectgpt", "binoculars", "lrr")
+FEATURE_NAMES = (
+    "mean_ll", "std_ll", "mean_logrank", "entropy", "fast_detectgpt", "binoculars", "lrr", "top1_rate", "top10_rate",
+)  # fmt: skip
 
 
-def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = None) -> np.ndarray:
+def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = None, skip: int = 0) -> np.ndarray:
     """[B, len(FEATURE_NAMES)] statistics from "features" token statistics (NaN rows with < 2 tokens).
 
     mean log-likelihood and its spread over tokens; mean log-rank (Mitchell et al.'s log-rank); mean
     entropy; Fast-DetectGPT's analytic discrepancy with the model as its own reference; the single-model
-    Binoculars ratio (log-perplexity over entropy); DetectLLM's log-likelihood / log-rank ratio. With
-    `max_tokens`, only the first max_tokens tokens count (a causal LM's prefix statistics are the same).
+    Binoculars ratio (log-perplexity over entropy); DetectLLM's log-likelihood / log-rank ratio; GLTR's
+    share of tokens that were the model's first choice, and among its first ten. With
+    `max_tokens`, only the first max_tokens tokens count (a causal LM's prefix statistics are the same);
+    with `skip`, the first `skip` predicted tokens do not (texts shorter than that keep them all).
     """
     valid = mask[:, 1:].astype(bool) & mask[:, :-1].astype(bool)
     if max_tokens is not None:
         valid[:, max(0, max_tokens - 1) :] = False
+    if skip:
+        long_enough = valid.sum(axis=1) > 2 * skip
+        valid[long_enough, :skip] = False
     s = np.where(valid[..., None], stats, 0.0).astype(np.float64).sum(axis=1)
     n = valid.sum(axis=1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_ll, mean_ll2, neg_ent, second, logrank = (s[:, k] / n for k in range(5))
         var_sum = s[:, 3] - (np.where(valid, stats[..., 2], 0.0).astype(np.float64) ** 2).sum(axis=1)
+        logrank_tok = stats[..., 4]
+        top1 = (valid & (logrank_tok < 0.5 * np.log(2))).sum(axis=1) / n  # rank 0: log(1 + 0) = 0
+        top10 = (valid & (logrank_tok < np.log(10.5))).sum(axis=1) / n  # rank < 10
         out = np.stack(
             [
                 mean_ll,
@@ -183,6 +193,8 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
                 (s[:, 0] - s[:, 2]) / np.sqrt(var_sum),
                 -mean_ll / -neg_ent,
                 -mean_ll / logrank,
+                top1,
+                top10,
             ],
             axis=1,
         )

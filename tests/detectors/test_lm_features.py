@@ -40,7 +40,7 @@ def _direct_features(logits: np.ndarray, ids: np.ndarray) -> dict[str, float]:
     return {
         "mean_ll": ll.mean(), "std_ll": ll.std(), "mean_logrank": np.log1p(rank).mean(), "entropy": ent.mean(),
         "fast_detectgpt": (ll.sum() + ent.sum()) / np.sqrt(var.sum()), "binoculars": -ll.mean() / ent.mean(),
-        "lrr": -ll.mean() / np.log1p(rank).mean(),
+        "lrr": -ll.mean() / np.log1p(rank).mean(), "top1_rate": (rank == 0).mean(), "top10_rate": (rank < 10).mean(),
     }  # fmt: skip
 
 
