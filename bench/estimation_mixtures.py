@@ -2,6 +2,7 @@
 
     python bench/estimation_mixtures.py [--detector lexical] [--reps 25] [--out bench/estimation_mixtures.json]
                                         [--scores-cache /tmp/scores.npz] [--write-method]
+                                        [--scores-file detectors/.cache/lm/NAME-calibration-scores.npz]
 
 Texts come from the detector's calibration split of ../shared/data/detect/fast-detect-gpt (article
 groups never used in training). That split is halved by group: one half rebuilds the calibration
@@ -14,6 +15,10 @@ calibration mixes all three (n = 100): the domain shift every real slice of the 
 table estimates such mixtures with a same-domain human control in place of the lab's human
 histogram, as `report --fpr-from control` does with a stratum's pre-LLM pages. A fourth counts how
 often the fit test (`fit_p` < 0.05) flags slices of each size, with and without domain shift.
+
+`--scores-file` takes a detector's scores of a subset of the calibration split (the LM trainer writes one:
+scoring all 2,616 texts with an LM costs an hour on two cores); draws that need more texts than such a
+pool holds are made with replacement.
 
 If QuaPy is importable (PYTHONPATH=/path/to/quapy), its PACC/EMQ/HDy on per-document scores are
 scored too, as a cross-check of what a library on raw scores (which the store does not keep) gives.
@@ -91,6 +96,7 @@ def quapy_methods(cal_scores, cal_labels):
 def draw(rng, pool_h, pool_m, share: float, n: int, replace: bool = True) -> np.ndarray:
     """Scores of a slice of n documents, round(share * n) of them machine-written."""
     k = int(round(share * n))
+    replace = replace or k > len(pool_m) or n - k > len(pool_h)  # a subset's pools can be smaller than n
     return np.concatenate([rng.choice(pool_m, k, replace=replace), rng.choice(pool_h, n - k, replace=replace)])
 
 
@@ -270,13 +276,27 @@ def main() -> None:
         help="record the best methods (lab / control reference) in the detector's calibration.json",
     )
     ap.add_argument("--scores-cache", type=Path, help="npz file reused while detector name and version match")
+    ap.add_argument("--scores-file", type=Path, help="npz of keys and scores for a subset of the calibration split")
     args = ap.parse_args()
     t0 = time.time()
     detector = load_detector(args.detector)
     records = load_records()
     _, calib_groups = split_groups(records, holdout=0.2, salt="calib")
     calib = [r for r in records if r.group in calib_groups]
-    scores = cached_scores(detector, [r.text for r in calib], args.scores_cache)
+    if args.scores_file:
+        from detectors.lm_heads import record_key
+
+        data = np.load(args.scores_file)
+        if str(data["detector"]) != f"{detector.name} v{detector.version}":
+            raise SystemExit(
+                f"{args.scores_file} holds scores of {data['detector']}, not {detector.name} v{detector.version}"
+            )
+        given = dict(zip(data["keys"].tolist(), data["scores"].tolist(), strict=True))
+        calib = [r for r in calib if record_key(r) in given]
+        scores = np.array([given[record_key(r)] for r in calib])
+        print(f"{len(calib)} calibration texts scored in {args.scores_file}")
+    else:
+        scores = cached_scores(detector, [r.text for r in calib], args.scores_cache)
     labels = np.array([r.label for r in calib])
     groups = np.array([r.group for r in calib])
     halves = np.array([half(g) for g in groups])

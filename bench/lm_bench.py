@@ -29,7 +29,7 @@ import json, sys, time, torch
 from transformers import AutoModelForCausalLM
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
-model = AutoModelForCausalLM.from_pretrained(args["dir"], gguf_file=args["file"], torch_dtype=torch.float32).eval()
+model = AutoModelForCausalLM.from_pretrained(args["dir"], gguf_file=args["file"], dtype=torch.float32).eval()
 best = None
 for _ in range(args["rounds"]):
     start = time.perf_counter()
@@ -43,7 +43,8 @@ for _ in range(args["rounds"]):
             ent = -(p * lp).sum(-1)
             second = (p * lp * lp).sum(-1)
             rank = (lp > ll[:, None]).sum(-1)
-            feats = [ll.mean(), ent.mean(), torch.log1p(rank.float()).mean(), (ll.sum() + ent.sum()) / (second - ent**2).sum().sqrt()]
+            fdg = (ll.sum() + ent.sum()) / (second - ent**2).sum().sqrt()
+            feats = [ll.mean(), ent.mean(), torch.log1p(rank.float()).mean(), fdg]
     t = time.perf_counter() - start
     best = t if best is None else min(best, t)
     print(json.dumps({"round_s": t}), flush=True)
@@ -78,7 +79,13 @@ def main() -> None:
               "mean_tokens": round(sum(map(len, ids)) / len(ids), 1), "rounds": []}  # fmt: skip
     peer = None
     if args.peer_python:
-        peer_args = {"dir": str(gguf_path.parent), "file": gguf_path.name, "ids": ids, "threads": args.threads, "rounds": 1}
+        peer_args = {
+            "dir": str(gguf_path.parent),
+            "file": gguf_path.name,
+            "ids": ids,
+            "threads": args.threads,
+            "rounds": 1,
+        }
     for _ in range(args.rounds):
         start = time.perf_counter()
         detector.score(texts)

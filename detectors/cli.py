@@ -87,7 +87,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         from synthweb.report import render_table
 
-        columns = ["name", "version", "kind", "languages", "min_words", "calibrated", "cpu_ms_per_doc", "gpu_ms_per_doc", "path"]
+        columns = [
+            "name",
+            "version",
+            "kind",
+            "languages",
+            "min_words",
+            "calibrated",
+            "cpu_ms_per_doc",
+            "gpu_ms_per_doc",
+            "path",
+        ]
         render_table(rows, columns, title="detectors")
     return 0
 

@@ -8,6 +8,7 @@ config and tensor names that detectors/onnx_llama.py builds from.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,25 @@ from detectors.runtime import DetectorError
 
 class GGUFError(DetectorError):
     """A GGUF file that cannot be read or is not the architecture asked for."""
+
+
+class _LazyFields(Mapping):
+    """Metadata values decoded on first access (a 262k-token vocabulary takes seconds to decode)."""
+
+    def __init__(self, fields):
+        self._fields = {k: f for k, f in fields.items() if not k.startswith("GGUF.")}
+        self._values: dict = {}
+
+    def __getitem__(self, key):
+        if key not in self._values:
+            self._values[key] = self._fields[key].contents()
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
 
 
 class GGUFFile:
@@ -33,7 +53,7 @@ class GGUFFile:
         except (OSError, ValueError) as exc:
             raise GGUFError(f"{self.path}: not a readable GGUF file: {exc}") from exc
         self._dequantize = gguf.quants.dequantize
-        self.meta = {k: f.contents() for k, f in self._reader.fields.items() if not k.startswith("GGUF.")}
+        self.meta = _LazyFields(self._reader.fields)
         self._tensors = {t.name: t for t in self._reader.tensors}
 
     @property
@@ -97,7 +117,10 @@ def llama_checkpoint(gg: GGUFFile) -> tuple[dict, dict[str, np.ndarray]]:
         }
     except (KeyError, TypeError, ValueError) as exc:
         raise GGUFError(f"{gg.path}: LLaMA metadata lacks or mangles {exc}") from exc
-    weights = {"model.embed_tokens.weight": gg.tensor("token_embd.weight"), "model.norm.weight": gg.tensor("output_norm.weight")}
+    weights = {
+        "model.embed_tokens.weight": gg.tensor("token_embd.weight"),
+        "model.norm.weight": gg.tensor("output_norm.weight"),
+    }
     if not config["tie_word_embeddings"]:
         weights["lm_head.weight"] = gg.tensor("output.weight")
     for i in range(config["num_hidden_layers"]):

@@ -65,7 +65,9 @@ MODELS = {
         "gguf": _gemma3_gguf,
         "architecture": "gemma3",
         "prefix": "<bos>",
-        "perplexity": (8.0, 60.0),
+        "perplexity": (5.0, 40.0),  # measured 15.7
+        # fp16 overflows: Gemma's residual stream reaches ~1e5 (float16 max 65504) and RMSNorm's x*x ~1e10
+        "variants": ("fp32",),
         "licence": "Gemma Terms of Use (Gemma 3 270M base, Google): built from the package, never redistributed",
     },
 }
@@ -161,6 +163,8 @@ def build(name: str, variants=("fp32",), force: bool = False) -> dict[str, Path]
 
     if name not in MODELS:
         raise DetectorError(f"unknown language model {name!r} (known: {', '.join(MODELS)})")
+    supported = MODELS[name].get("variants", VARIANTS)
+    variants = [v for v in variants if v in supported]
     todo = [v for v in variants if force or not is_built(name, v)]
     out = {v: model_dir(name, v) for v in variants}
     if not todo:
@@ -179,7 +183,9 @@ def build(name: str, variants=("fp32",), force: bool = False) -> dict[str, Path]
         ppl = perplexity(d) if variant == "fp32" else None
         low, high = MODELS[name]["perplexity"]
         if ppl is not None and not low <= ppl <= high:
-            raise DetectorError(f"{name}: built graph has perplexity {ppl:.1f} on plain English (expected {low}-{high})")
+            raise DetectorError(
+                f"{name}: built graph has perplexity {ppl:.1f} on plain English (expected {low}-{high})"
+            )
         info = {"name": name, "variant": variant, "gguf": gguf_path.name, "packages": MODELS[name]["packages"],
                 "perplexity_check": ppl and round(ppl, 2), "licence": MODELS[name]["licence"]}  # fmt: skip
         (d / "build.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
@@ -189,7 +195,9 @@ def build(name: str, variants=("fp32",), force: bool = False) -> dict[str, Path]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Build the shipped language models' ONNX graphs from their weight packages.")
+    ap = argparse.ArgumentParser(
+        description="Build the shipped language models' ONNX graphs from their weight packages."
+    )
     ap.add_argument("names", nargs="*", metavar="NAME", help=f"models to build (default: all of {', '.join(MODELS)})")
     ap.add_argument("--variant", choices=(*VARIANTS, "all"), default="fp32")
     ap.add_argument("--force", action="store_true", help="rebuild even when built")

@@ -9,6 +9,7 @@ and calibrated on its calibration groups (article groups never trained on).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,20 +21,28 @@ from detectors.token_stats import FEATURE_NAMES
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 HELDOUT_FILE = Path(__file__).resolve().parent / "lm_eval_heldout.json"
 # Published direction of each statistic: +1 where larger means machine-written.
-SIGNS = {"mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1, "top1_rate": 1,
-         "top10_rate": 1}  # fmt: skip
+SIGNS = {
+    "mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1,
+    "top1_rate": 1, "top10_rate": 1,
+}  # fmt: skip
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
 SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]
+GEMMA3 = [f"gemma3-270m.{f}" for f in FEATURE_NAMES]
 SHIPPED_DETECTORS = {
     "smollm2": {
         "features": SMOLLM2,
         "description": "Zero-shot statistics of SmolLM2-135M (log-likelihood, log-rank, entropy, Fast-DetectGPT, "
-        "Binoculars ratio) combined by a small logistic head; P(machine-written) for English prose.",
+        "Binoculars ratio, GLTR ranks) combined by a small logistic head; P(machine-written) for English prose.",
     },
-    "smollm2-binoculars": {
-        "features": ["smollm2-135m.binoculars"],
-        "description": "Single-model Binoculars ratio (log-perplexity over entropy) of SmolLM2-135M, zero-shot "
-        "(only its logistic map to P(synthetic) is fit).",
+    "gemma3": {
+        "features": GEMMA3,
+        "description": "Zero-shot statistics of Gemma 3 270M (base) combined by a small logistic head; "
+        "P(machine-written) for English prose.",
+    },
+    "zeroshot": {
+        "features": SMOLLM2 + GEMMA3,
+        "description": "Zero-shot statistics of two language models, SmolLM2-135M and Gemma 3 270M, each on its own "
+        "tokenization, combined per text by a small logistic head; P(machine-written) for English prose.",
     },
 }
 
@@ -89,21 +98,25 @@ def summarize(rows: list[dict]) -> dict:
     for kind in ("domain", "generator"):
         sub = [r for r in rows if r["split"].startswith(kind)]
         means[kind] = {k: round(float(np.mean([r[k] for r in sub])), 4) for k in ("auroc", "tpr@1%fpr", "tpr@5%fpr")}
-    return {"rows": rows, "means": means, "mean_auroc": round((means["domain"]["auroc"] + means["generator"]["auroc"]) / 2, 4)}
+    return {
+        "rows": rows,
+        "means": means,
+        "mean_auroc": round((means["domain"]["auroc"] + means["generator"]["auroc"]) / 2, 4),
+    }
 
 
-def write_bench_scores(name: str, texts: list[Record], scores: np.ndarray) -> None:
-    """The calibration texts' scores as bench/estimation_mixtures.py --scores-cache reads them (version 1)."""
-    from detectors.data import load_records
+def write_bench_scores(name: str, texts: list[Record], scores: np.ndarray) -> Path:
+    """Calibration texts' scores for bench/estimation_mixtures.py --scores-file (keys: text, label, generator)."""
     from detectors.lm_train import CACHE
 
-    _, calib_groups = split_groups(load_records(), holdout=0.2, salt="calib")
-    by_key = {(r.text, r.label, r.generator): s for r, s in zip(texts, scores, strict=True)}
-    wanted = [(r.text, r.label, r.generator) for r in load_records() if r.group in calib_groups]
-    if all(k in by_key for k in wanted):
-        path = CACHE / f"{name}-calibration-scores.npz"
-        np.savez(path, key=f"{name} v1 {len(wanted)}", scores=np.array([by_key[k] for k in wanted]))
-        print(f"mixtures bench scores: {path}")
+    path = CACHE / f"{name}-calibration-scores.npz"
+    keys = [record_key(r) for r in texts]
+    np.savez(path, detector=f"{name} v1", keys=np.array(keys), scores=np.asarray(scores))
+    return path
+
+
+def record_key(r) -> str:
+    return hashlib.sha1(f"{r.label}|{r.generator}|{r.text}".encode()).hexdigest()
 
 
 def write_detector(name: str, manifest: dict, head: dict, calibration: dict, evaluation: dict) -> Path:
@@ -159,9 +172,9 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         for c in PENALTIES:
             table[f"head {fam} C={c}"] = heldout_rows(records, cols, feats, c)
     for key, result in table.items():
-        m = result["means"]
-        print(f"{key:55s} {result['mean_auroc']:.4f}  domains {m['domain']['auroc']:.3f} / {m['domain']['tpr@1%fpr']:.3f}"
-              f"  generators {m['generator']['auroc']:.3f} / {m['generator']['tpr@1%fpr']:.3f}", flush=True)  # fmt: skip
+        d, g = result["means"]["domain"], result["means"]["generator"]
+        print(f"{key:55s} {result['mean_auroc']:.4f}  domains {d['auroc']:.3f} / {d['tpr@1%fpr']:.3f}"
+              f"  generators {g['auroc']:.3f} / {g['tpr@1%fpr']:.3f}", flush=True)  # fmt: skip
     HELDOUT_FILE.write_text(json.dumps({"max_tokens": MAX_TOKENS, "n_texts": covered, "table": table}, indent=1) + "\n")
 
     train_groups, calib_groups = split_groups(records, holdout=0.2, salt="calib")
@@ -170,9 +183,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     finite = np.all(np.isfinite(np.stack(list(cols.values()), axis=1)), axis=1)
     fit_idx, cal_idx = fit_idx[finite[fit_idx]], cal_idx[finite[cal_idx]]
     n_rest, rest_cols = _columns(list(rest), sorted({k.split(".")[0] for k in cols}))
-    if n_rest < len(rest):
-        print(f"calibrating on the sample's calibration groups only: {n_rest} of {len(rest)} other texts cached")
-        n_rest = 0
+    print(f"calibration: {len(cal_idx)} texts of the sample and {n_rest} of the {len(rest)} other calibration texts")
     if not n_rest:
         rest_cols = {k: v[:0] for k, v in cols.items()}
     cal_records = [records[i] for i in cal_idx] + list(rest)[:n_rest]

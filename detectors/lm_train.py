@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -109,7 +108,9 @@ def compute_stats(model: str, sample: list[Record], max_chunks: int | None = Non
         stats = lm.token_stats(texts, batch_size=1)
         path.parent.mkdir(parents=True, exist_ok=True)
         lengths = np.array([len(s) for s in stats])
-        np.savez_compressed(path, lengths=lengths, stats=np.concatenate(stats).astype(np.float32))
+        partial = path.with_suffix(".partial.npz")  # renamed when complete: an interrupted run leaves no half chunk
+        np.savez_compressed(partial, lengths=lengths, stats=np.concatenate(stats).astype(np.float32))
+        partial.replace(path)
         done += 1
         print(f"{model} chunk {c + 1}/{n_chunks}: {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
 

@@ -77,7 +77,12 @@ def tiny(tmp_path_factory):
     tok = train_tokenizer()
     ckpt = write_llama_checkpoint(base / "ckpt", tok, seed=5, tied=False, kv_heads=2)
     config, weights = read_config(ckpt), read_weights(ckpt)
-    return {"tok": tok, "config": config, "weights": weights, "gguf": write_llama_gguf(base / "m.gguf", config, weights, tok)}
+    return {
+        "tok": tok,
+        "config": config,
+        "weights": weights,
+        "gguf": write_llama_gguf(base / "m.gguf", config, weights, tok),
+    }
 
 
 def test_the_permutation_is_undone_so_weights_come_back_under_hf_names(tiny):
@@ -92,7 +97,9 @@ def test_the_permutation_is_undone_so_weights_come_back_under_hf_names(tiny):
 
 def test_graph_from_gguf_matches_the_numpy_llama_forward(tiny, tmp_path):
     config, weights = llama_checkpoint(GGUFFile(tiny["gguf"]))
-    session = ort.InferenceSession(build_llama_model(config, weights).SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        build_llama_model(config, weights).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     ids = np.array([tiny["tok"].encode(SENTENCES[0]).ids[:12]], dtype=np.int64)
     got = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
     want = numpy_llama_logits(tiny["config"], tiny["weights"], ids[0])

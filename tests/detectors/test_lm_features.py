@@ -76,8 +76,8 @@ def store(tmp_path_factory):
     head = {"features": ["tiny.mean_ll", "tiny.entropy"], "mean": [-5.0, 5.0], "scale": [1.0, 1.0],
             "coef": [1.5, -0.5], "intercept": 0.2}  # fmt: skip
     (det / "head.json").write_text(json.dumps(head))
-    manifest = {"name": "tiny-det", "version": "1", "kind": "lm-features", "models": [{"name": "tiny", "max_tokens": 24}],
-                "head": "head.json", "preprocess": ["collapse_whitespace"], "min_words": 0}  # fmt: skip
+    manifest = {"name": "tiny-det", "version": "1", "kind": "lm-features", "head": "head.json",
+                "models": [{"name": "tiny", "max_tokens": 24}], "preprocess": ["collapse_whitespace"]}  # fmt: skip
     (det / "manifest.json").write_text(json.dumps(manifest))
     return {"base": base, "ckpt": ckpt, "tok": tok, "det": det, "head": head}
 
@@ -122,3 +122,18 @@ def test_an_unbuilt_model_is_one_line_naming_the_build_command(store, tmp_path, 
     assert "\n" not in str(err.value)
     with pytest.raises(DetectorError, match="unknown language model 'nope'"):
         lm_build.require_built("nope")
+
+
+def test_score_without_built_models_is_one_line_naming_the_build(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"SYNTHWEB_MODELS": str(tmp_path / "empty")}
+    cmd = [sys.executable, "-m", "synthweb.cli", "score", "--detector", "smollm2", "-"]
+    out = subprocess.run(cmd, input='{"text": "a text"}\n', capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "synthweb detectors build smollm2-135m" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "synthweb.cli", "detectors", "build", "nope"], capture_output=True,
+                         text=True, env=env, timeout=120)  # fmt: skip
+    assert out.returncode == 2 and "unknown language model 'nope'" in out.stderr
