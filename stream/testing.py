@@ -44,6 +44,9 @@ def worker_env(bootstrap: str, prefix: str, db: str, partitions: int = 3, **extr
         SYNTHWEB_WORKER_WEB_BIND="127.0.0.1",
         SYNTHWEB_DB=db,
         SYNTHWEB_WORKER_SESSION_TIMEOUT="6",  # the broker's minimum: a killed worker's partitions move on fast
+        # These workers test delivery, not detection: the fast detector keeps a CPU-only worker at line rate
+        # (the default's language models score a few pages a second on two cores).
+        SYNTHWEB_DETECTOR="hashed",
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
