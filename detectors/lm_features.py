@@ -31,10 +31,10 @@ UNSCORABLE_P = 0.5
 class LMStatistics:
     """One causal LM with its tokenizer: per-text zero-shot statistics (`features`)."""
 
-    def __init__(self, name: str, directory: Path, make_session, max_tokens: int = DEFAULT_MAX_TOKENS):
+    def __init__(self, name: str, directory: Path, make_session, max_tokens: int = DEFAULT_MAX_TOKENS, skip: int = 0):
         from tokenizers import Tokenizer
 
-        self.name, self.max_tokens = name, int(max_tokens)
+        self.name, self.max_tokens, self.skip = name, int(max_tokens), int(skip)
         try:
             self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         except Exception as exc:  # tokenizers raises plain Exceptions
@@ -82,7 +82,7 @@ class LMStatistics:
 
     def features(self, texts: list[str], batch_size: int = 8) -> np.ndarray:
         """[N, len(FEATURE_NAMES)] per-text statistics (NaN rows for texts with < 2 tokens)."""
-        return features_from_stats(self.token_stats(texts, batch_size))
+        return features_from_stats(self.token_stats(texts, batch_size), skip=self.skip)
 
 
 def features_from_stats(stats: list[np.ndarray], max_tokens: int | None = None, skip: int = 0) -> np.ndarray:
@@ -106,7 +106,8 @@ def head_logits(head: dict, columns: dict[str, np.ndarray]) -> np.ndarray:
 class LMFeatureScorer:
     """The scorer of kind "lm-features" (see the module docstring).
 
-    Manifest: "models" [{"name": "smollm2-135m", "max_tokens": 256}], "variant" (fp32|fp16), "head".
+    Manifest: "models" [{"name": "smollm2-135m", "max_tokens": 256, "skip_tokens": 16}], "variant", "head".
+    `skip_tokens`: the first tokens, predicted with little context, do not count (texts under twice that keep them).
     """
 
     def __init__(self, path: Path, manifest: dict, make_session):
@@ -119,7 +120,8 @@ class LMFeatureScorer:
         for spec in manifest["models"]:
             if spec["name"] in used:
                 directory = require_built(spec["name"], self.variant)
-                self.models.append(LMStatistics(spec["name"], directory, make_session, spec.get("max_tokens", 256)))
+                max_tokens, skip = spec.get("max_tokens", DEFAULT_MAX_TOKENS), spec.get("skip_tokens", 0)
+                self.models.append(LMStatistics(spec["name"], directory, make_session, max_tokens, skip))
         unknown = [f for f in self.head["features"] if f.split(".", 1)[-1] not in FEATURE_NAMES]
         if unknown or used - {m.name for m in self.models}:
             raise DetectorError(f"{path}: head reads features no listed model gives: {unknown or sorted(used)}")

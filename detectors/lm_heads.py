@@ -130,19 +130,24 @@ def write_detector(name: str, manifest: dict, head: dict, calibration: dict, eva
     return out
 
 
+def load_stats_count(model: str, texts: list[Record]) -> int:
+    from detectors.lm_train import load_stats
+
+    return load_stats(model, texts)[0]
+
+
 def _columns(texts: list[Record], models) -> tuple[int, dict[str, np.ndarray]]:
     """(texts covered by every model's cache, "model.feature" columns over them)."""
     from detectors.lm_features import features_from_stats
-    from detectors.lm_train import load_stats
+    from detectors.lm_train import SKIP_TOKENS, load_stats
 
-    covered, cols = len(texts) if texts else 0, {}
+    counts, cols = [], {}
     for model in models:
         n, stats = load_stats(model, texts)
+        counts.append(n)
         if n:
-            covered = min(covered, n)
-            cols[model] = columns_for(model, features_from_stats(stats))
-    if not cols:
-        return 0, {}
+            cols[model] = columns_for(model, features_from_stats(stats, skip=SKIP_TOKENS))
+    covered = min(counts, default=0)
     return covered, {k: v[:covered] for c in cols.values() for k, v in c.items()}
 
 
@@ -154,10 +159,11 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     """
     from detectors.lm_build import MODELS
     from detectors.lm_features import head_logits, sigmoid
-    from detectors.lm_train import MAX_TOKENS
+    from detectors.lm_train import MAX_TOKENS, SKIP_TOKENS
     from detectors.train import calibrate, metrics_row
 
-    covered, cols = _columns(sample, models or tuple(MODELS))
+    models = [m for m in models or MODELS if load_stats_count(m, sample)]
+    covered, cols = _columns(sample, models)
     records = sample[:covered]
     y = np.array([r.label for r in records])
     print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
@@ -175,7 +181,8 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         d, g = result["means"]["domain"], result["means"]["generator"]
         print(f"{key:55s} {result['mean_auroc']:.4f}  domains {d['auroc']:.3f} / {d['tpr@1%fpr']:.3f}"
               f"  generators {g['auroc']:.3f} / {g['tpr@1%fpr']:.3f}", flush=True)  # fmt: skip
-    HELDOUT_FILE.write_text(json.dumps({"max_tokens": MAX_TOKENS, "n_texts": covered, "table": table}, indent=1) + "\n")
+    setup = {"max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS, "n_texts": covered}
+    HELDOUT_FILE.write_text(json.dumps(setup | {"table": table}, indent=1) + "\n")
 
     train_groups, calib_groups = split_groups(records, holdout=0.2, salt="calib")
     fit_idx = np.array([i for i, r in enumerate(records) if r.group in train_groups])
@@ -207,7 +214,8 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         calibration["variants"] = {name: ["fp32", "fp16"]}
         write_bench_scores(name, cal_records, p_cal)
         evaluation = {
-            "heldout_key": key, "max_tokens": MAX_TOKENS, **{k: table[key][k] for k in ("rows", "means", "mean_auroc")},
+            "heldout_key": key, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS,
+            **{k: table[key][k] for k in ("rows", "means", "mean_auroc")},
             "calibration_split": metrics_row("calibration groups", len(fit_idx), cal_y, p_cal),
             "n_sample": covered, "protocol": "stratified sample of the corpus (detectors/lm_train.py); whole domain / "
             "generator held out per row; heads fit on the training side only",
@@ -215,7 +223,8 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         models = sorted({f.split(".")[0] for f in feats})
         manifest = {
             "name": name, "version": "1", "kind": "lm-features", "variant": "fp32",
-            "models": [{"name": m, "max_tokens": MAX_TOKENS} for m in models], "head": "head.json",
+            "models": [{"name": m, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS} for m in models],
+            "head": "head.json",
             "build": f"synthweb detectors build {' '.join(models)}", "preprocess": ["collapse_whitespace"],
             "languages": ["en"], "min_words": 50, "description": spec["description"],
             "trained_on": "Fast-DetectGPT raw data (xsum, squad, writing; 8 generators), stratified sample of the "

@@ -28,6 +28,11 @@ from detectors.runtime import preprocess
 CACHE = Path(__file__).resolve().parent / ".cache" / "lm"
 CHUNK = 64
 MAX_TOKENS = 256
+# The first tokens are predicted with little context: their likelihood says more about how a topic opens than
+# about who wrote it (measured on the sample, both models' head: mean AUROC 0.884 with all tokens, 0.900
+# skipping 16, 0.907 skipping 32; 32 is where this corpus's machine texts stop repeating their human prompt,
+# so the shipped value stays below it).
+SKIP_TOKENS = 16
 # Texts per (domain, generator) stratum in the sample, from training / calibration groups; as many human
 # texts per domain as machine texts there.
 PER_STRATUM = {"train": 64, "calib": 16}

@@ -44,6 +44,11 @@ def _direct_features(logits: np.ndarray, ids: np.ndarray) -> dict[str, float]:
     }  # fmt: skip
 
 
+def _token_ll(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    lp = logits[:-1] - np.log(np.exp(logits[:-1]).sum(-1, keepdims=True))
+    return lp[np.arange(len(ids) - 1), ids[1:]]
+
+
 def test_text_features_follow_their_definitions_and_ignore_padding():
     rng = np.random.default_rng(8)
     logits, ids = rng.normal(size=(2, 8, 23)) * 2, rng.integers(0, 23, size=(2, 8))
@@ -58,6 +63,10 @@ def test_text_features_follow_their_definitions_and_ignore_padding():
     short = text_features(numpy_token_stats("features", logits[:, :5], None, ids[:, :5]), np.ones((2, 5)))
     np.testing.assert_allclose(cut, short, rtol=1e-6)
     assert np.isnan(text_features(np.zeros((1, 3, 5)), np.array([[1, 0, 0, 0]]))).all()
+    # skip drops the first predicted tokens of texts long enough to spare them (row 0: 7 > 2 * 3), not of others
+    skipped = text_features(numpy_token_stats("features", logits, None, ids), mask, skip=3)
+    assert skipped[0, 0] == pytest.approx(np.mean(_token_ll(logits[0], ids[0])[3:]), rel=1e-5)
+    np.testing.assert_allclose(skipped[1], feats[1], rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
