@@ -46,7 +46,7 @@ LOG_LEVEL = os.environ.get("SYNTHWEB_LOG_LEVEL", "WARNING")
 SYNTHWEB_DB = os.environ.get("SYNTHWEB_DB", "chdb:///./synthweb-data")
 # The default is the detector with the best mean held-out AUROC (detectors/README.md): the lexical +
 # minilm stack. It needs minilm's model.onnx, which scripts/setup.sh builds; "lexical" is ~50x faster on CPU.
-SYNTHWEB_DETECTOR = os.environ.get("SYNTHWEB_DETECTOR", "smollm2")
+SYNTHWEB_DETECTOR = os.environ.get("SYNTHWEB_DETECTOR", "zeroshot")
 SYNTHWEB_BATCH_SIZE = 64  # pages per scoring batch and per ClickHouse insert
 SYNTHWEB_SNAPSHOT = ""  # filled per run; pages of one run share it
 SYNTHWEB_MAX_PAGES_PER_SITE = 200

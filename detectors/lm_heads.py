@@ -231,7 +231,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
             "lexical detector's training groups; calibrated on a sample of its calibration groups",
             "calibration": "calibration.json",
             "cost": {"cpu_ms_per_doc": sum(MODELS[m]["cpu_ms_per_doc"] for m in models), "gpu_ms_per_doc": None,
-                     "measured": "256 tokens, 2 CPU threads (bench/lm_bench.py); no GPU was lent to measure"},
+                     "measured": "corpus texts (~200 tokens), 2 CPU threads, bench/lm_bench.py; no GPU lent"},
         }  # fmt: skip
         written[name] = write_detector(name, manifest, head, calibration, evaluation)
         print(f"{name}: {key}; calibration {evaluation['calibration_split']}", flush=True)
