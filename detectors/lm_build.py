@@ -26,6 +26,8 @@ import numpy as np
 from detectors.runtime import DetectorError
 
 BUILD_COMMAND = "synthweb detectors build"
+# Bumped whenever the builders change what they write: a store built by older code is rebuilt, not trusted.
+BUILD_VERSION = 1
 VARIANTS = ("fp32", "fp16")
 # Context the graphs' rotary tables cover: detectors read at most a few hundred tokens.
 MAX_POSITIONS = 2048
@@ -85,7 +87,12 @@ def model_dir(name: str, variant: str = "fp32") -> Path:
 
 def is_built(name: str, variant: str = "fp32") -> bool:
     d = model_dir(name, variant)
-    return all((d / f).is_file() for f in ("model.onnx", "tokenizer.json", "build.json"))
+    if not all((d / f).is_file() for f in ("model.onnx", "tokenizer.json", "build.json")):
+        return False
+    try:
+        return json.loads((d / "build.json").read_text(encoding="utf-8")).get("build_version") == BUILD_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def require_built(name: str, variant: str = "fp32") -> Path:
@@ -188,8 +195,9 @@ def build(name: str, variants=("fp32",), force: bool = False) -> dict[str, Path]
             raise DetectorError(
                 f"{name}: built graph has perplexity {ppl:.1f} on plain English (expected {low}-{high})"
             )
-        info = {"name": name, "variant": variant, "gguf": gguf_path.name, "packages": MODELS[name]["packages"],
-                "perplexity_check": ppl and round(ppl, 2), "licence": MODELS[name]["licence"]}  # fmt: skip
+        info = {"name": name, "variant": variant, "build_version": BUILD_VERSION, "gguf": gguf_path.name,
+                "packages": MODELS[name]["packages"], "perplexity_check": ppl and round(ppl, 2),
+                "licence": MODELS[name]["licence"]}  # fmt: skip
         (d / "build.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         ppl_note = f", perplexity {ppl:.1f} on the check text" if ppl is not None else ""
         print(f"  {name} {variant} -> {d} ({time.monotonic() - start:.0f} s{ppl_note})", file=sys.stderr, flush=True)

