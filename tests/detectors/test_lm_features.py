@@ -79,7 +79,7 @@ def store(tmp_path_factory):
     model.mkdir(parents=True)
     export_llama(ckpt, model / "model.onnx")
     tok.save(str(model / "tokenizer.json"))
-    (model / "build.json").write_text("{}")
+    (model / "build.json").write_text(json.dumps({"build_version": lm_build.BUILD_VERSION}))
     det = base / "tiny-det"
     det.mkdir()
     head = {"features": ["tiny.mean_ll", "tiny.entropy"], "mean": [-5.0, 5.0], "scale": [1.0, 1.0],
