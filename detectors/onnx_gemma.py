@@ -75,7 +75,6 @@ def build_gemma3_model(config: dict, weights: dict[str, np.ndarray]):
     d, hd, heads, kvh, inner, vocab = c["d"], c["head_dim"], c["heads"], c["kv_heads"], c["inner"], c["vocab"]
     if heads % kvh:
         raise GGUFError(f"{heads} attention heads is not a multiple of {kvh} key/value heads")
-    rep = heads // kvh
     g = GraphKit(weights, "Gemma 3")
     node, weight = g.node, g.weight
 
@@ -97,12 +96,7 @@ def build_gemma3_model(config: dict, weights: dict[str, np.ndarray]):
     g.init("eps", np.array(c["eps"], dtype=np.float32))
     g.init("attn_scale", np.array(c["query_pre_attn_scalar"] ** -0.5, dtype=np.float32))
     g.init("embed_scale", np.array(np.sqrt(np.float32(d)), dtype=np.float32))  # rounded to float32 as HF does
-    g.const("half", [hd // 2, hd // 2])
-    g.const("q5", [0, 0, kvh, rep, hd])  # query heads grouped by the key/value head they share
-    g.const("kv4", [0, 0, kvh, hd])
-    g.const("btd", [0, 0, heads * hd])
-    g.const("q4", [0, 0, heads, hd])
-    g.const("ax_2", [2])
+    g.attention_shapes(heads, kvh, hd)
     g.const("window", c["sliding_window"])
     pos, attn_bias = g.positions_and_bias(bias_rank=5)  # [B, 1, 1, T, T]
     # Local layers also mask keys `window` or more positions back (HF and llama.cpp: q - k < window).
@@ -131,13 +125,8 @@ def build_gemma3_model(config: dict, weights: dict[str, np.ndarray]):
         k = node("Reshape", [linear(x, p + "attn_k.weight", d, kvh * hd, f"{a}_k"), "kv4"], f"{a}_k4")
         k = rotate(rms_norm(k, p + "attn_k_norm.weight", hd, f"{a}_kn"), cos, sin, f"{a}_kr")
         v = node("Reshape", [linear(x, p + "attn_v.weight", d, kvh * hd, f"{a}_v"), "kv4"], f"{a}_v4")
-        q5 = node("Transpose", [node("Reshape", [q, "q5"], f"{a}_q5")], f"{a}_qh", perm=[0, 2, 3, 1, 4])  # B,G,R,T,hd
-        kt = node("Unsqueeze", [node("Transpose", [k], f"{a}_kt4", perm=[0, 2, 3, 1]), "ax_2"], f"{a}_kt")  # B,G,1,hd,T
-        vh = node("Unsqueeze", [node("Transpose", [v], f"{a}_vh4", perm=[0, 2, 1, 3]), "ax_2"], f"{a}_vh")  # B,G,1,T,hd
-        scores = node("Mul", [node("MatMul", [q5, kt], f"{a}_qk"), "attn_scale"], f"{a}_scaled")
-        probs = node("Softmax", [node("Add", [scores, bias], f"{a}_masked")], f"{a}_probs", axis=-1)
-        ctx = node("Transpose", [node("MatMul", [probs, vh], f"{a}_ctx5")], f"{a}_ctxt", perm=[0, 3, 1, 2, 4])
-        attn = linear(node("Reshape", [ctx, "btd"], f"{a}_ctx"), p + "attn_output.weight", heads * hd, d, f"{a}_o")
+        ctx = g.attention(q, k, v, bias, "attn_scale", a)
+        attn = linear(ctx, p + "attn_output.weight", heads * hd, d, f"{a}_o")
         # Sandwich norms: the block's output is normed before it joins the residual stream.
         h = node("Add", [h, rms_norm(attn, p + "post_attention_norm.weight", d, f"{a}_pan")], f"{a}_h_attn")
         x = rms_norm(h, p + "ffn_norm.weight", d, f"{a}_ln2")

@@ -58,7 +58,6 @@ def build_llama_model(config: dict, weights: dict[str, np.ndarray]):
     """The ONNX ModelProto of a LLaMA-style causal LM with these weights."""
     dims = llama_dims(config)
     d, hd, heads, kvh, inner = dims["d"], dims["head_dim"], dims["heads"], dims["kv_heads"], dims["inner"]
-    rep = heads // kvh
     g = GraphKit(weights, "LLaMA-style")
     node, weight = g.node, g.weight
 
@@ -81,12 +80,7 @@ def build_llama_model(config: dict, weights: dict[str, np.ndarray]):
 
     g.init("eps", np.array(dims["eps"], dtype=np.float32))
     g.init("inv_sqrt_dh", np.array(1.0 / np.sqrt(hd), dtype=np.float32))
-    g.const("half", [hd // 2, hd // 2])
-    g.const("q5", [0, 0, kvh, rep, hd])  # query heads grouped by the key/value head they share
-    g.const("kv4", [0, 0, kvh, hd])
-    g.const("btd", [0, 0, heads * hd])
-    g.const("q4", [0, 0, heads, hd])
-    g.const("ax_2", [2])
+    g.attention_shapes(heads, kvh, hd)
     cos, sin = rope_tables(dims)
     pos, attn_bias = g.positions_and_bias(bias_rank=5)  # [B, 1, 1, T, T]
     # cos/sin [B, T, 1, hd] broadcast over the heads of [B, T, n, hd].
@@ -103,13 +97,7 @@ def build_llama_model(config: dict, weights: dict[str, np.ndarray]):
         k = linear(x, f"{p}.self_attn.k_proj", d, kvh * hd, f"{a}_k")
         k = rotate(node("Reshape", [k, "kv4"], f"{a}_k4"), f"{a}_kr")
         v = node("Reshape", [linear(x, f"{p}.self_attn.v_proj", d, kvh * hd, f"{a}_v"), "kv4"], f"{a}_v4")
-        q5 = node("Transpose", [node("Reshape", [q, "q5"], f"{a}_q5")], f"{a}_qh", perm=[0, 2, 3, 1, 4])  # B,G,R,T,hd
-        kt = node("Unsqueeze", [node("Transpose", [k], f"{a}_kt4", perm=[0, 2, 3, 1]), "ax_2"], f"{a}_kt")  # B,G,1,hd,T
-        vh = node("Unsqueeze", [node("Transpose", [v], f"{a}_vh4", perm=[0, 2, 1, 3]), "ax_2"], f"{a}_vh")  # B,G,1,T,hd
-        scores = node("Mul", [node("MatMul", [q5, kt], f"{a}_qk"), "inv_sqrt_dh"], f"{a}_scaled")
-        probs = node("Softmax", [node("Add", [scores, attn_bias], f"{a}_masked")], f"{a}_probs", axis=-1)
-        ctx = node("Transpose", [node("MatMul", [probs, vh], f"{a}_ctx5")], f"{a}_ctxt", perm=[0, 3, 1, 2, 4])
-        ctx = node("Reshape", [ctx, "btd"], f"{a}_ctx")
+        ctx = g.attention(q, k, v, attn_bias, "inv_sqrt_dh", a)
         h = node("Add", [h, linear(ctx, f"{p}.self_attn.o_proj", heads * hd, d, f"{a}_attn")], f"{a}_h_attn")
         x = rms_norm(h, f"{p}.post_attention_layernorm.weight", f"{a}_ln2")
         gate = linear(x, f"{p}.mlp.gate_proj", d, inner, f"{a}_gate")

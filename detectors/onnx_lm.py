@@ -113,6 +113,26 @@ class GraphKit:
             raise CheckpointError(f"tensor {name!r} has shape {tuple(self.weights[name].shape)}, expected {shape}")
         return self.init(name, self.weights[name] if value is None else value)
 
+    def attention_shapes(self, heads: int, kv_heads: int, head_dim: int) -> None:
+        """Shape constants of grouped-query attention (`q4`, `kv4`, `q5`, `btd`, `half`) used by `attention`."""
+        self.const("half", [head_dim // 2, head_dim // 2])
+        self.const("q5", [0, 0, kv_heads, heads // kv_heads, head_dim])  # query heads grouped by the kv head they share
+        self.const("kv4", [0, 0, kv_heads, head_dim])
+        self.const("btd", [0, 0, heads * head_dim])
+        self.const("q4", [0, 0, heads, head_dim])
+        self.const("ax_2", [2])
+
+    def attention(self, q: str, k: str, v: str, bias: str, scale: str, a: str) -> str:
+        """Grouped-query attention: q [B, T, heads, hd], k and v [B, T, kv_heads, hd] -> [B, T, heads * hd]."""
+        node = self.node
+        q5 = node("Transpose", [node("Reshape", [q, "q5"], f"{a}_q5")], f"{a}_qh", perm=[0, 2, 3, 1, 4])  # B,G,R,T,hd
+        kt = node("Unsqueeze", [node("Transpose", [k], f"{a}_kt4", perm=[0, 2, 3, 1]), "ax_2"], f"{a}_kt")  # B,G,1,hd,T
+        vh = node("Unsqueeze", [node("Transpose", [v], f"{a}_vh4", perm=[0, 2, 1, 3]), "ax_2"], f"{a}_vh")  # B,G,1,T,hd
+        scores = node("Mul", [node("MatMul", [q5, kt], f"{a}_qk"), scale], f"{a}_scaled")
+        probs = node("Softmax", [node("Add", [scores, bias], f"{a}_masked")], f"{a}_probs", axis=-1)
+        ctx = node("Transpose", [node("MatMul", [probs, vh], f"{a}_ctx5")], f"{a}_ctxt", perm=[0, 3, 1, 2, 4])
+        return node("Reshape", [ctx, "btd"], f"{a}_ctx")
+
     def positions_and_bias(self, bias_rank: int = 4) -> tuple[str, str]:
         """`position_ids` [B, T] and the additive causal + padding attention bias [B, 1, (1,) T, T]."""
         from onnx import TensorProto
