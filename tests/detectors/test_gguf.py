@@ -135,3 +135,18 @@ def test_wrong_or_broken_files_are_named(tiny, tmp_path):
         GGUFFile(bad)
     with pytest.raises(GGUFError, match="no tensor 'nope'"):
         GGUFFile(tiny["gguf"]).tensor("nope")
+
+
+def test_fp16_variant_of_a_llama_graph_keeps_its_logits(tiny):
+    from detectors.lm_build import to_fp16
+
+    config, weights = llama_checkpoint(GGUFFile(tiny["gguf"]))
+    model = build_llama_model(config, weights)
+    ids = np.array([tiny["tok"].encode(SENTENCES[1]).ids[:12]], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    runs = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        for m in (model, to_fp16(model))
+    ]
+    assert runs[1].dtype == np.float32  # float32 in and out: the detectors feed it as they feed fp32
+    np.testing.assert_allclose(runs[1], runs[0], atol=2e-2 * np.abs(runs[0]).max())
