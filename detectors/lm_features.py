@@ -26,6 +26,7 @@ from detectors.token_stats import FEATURE_NAMES, stats_graph, text_features
 DEFAULT_MAX_TOKENS = 256
 CHARS_PER_TOKEN_CAP = 12  # texts are cut to max_tokens * this many characters before tokenizing
 UNSCORABLE_P = 0.5
+_LOADED: dict[tuple, LMStatistics] = {}  # (model, directory, max_tokens, skip) -> the loaded model
 
 
 class LMStatistics:
@@ -121,7 +122,10 @@ class LMFeatureScorer:
             if spec["name"] in used:
                 directory = require_built(spec["name"], self.variant)
                 max_tokens, skip = spec.get("max_tokens", DEFAULT_MAX_TOKENS), spec.get("skip_tokens", 0)
-                self.models.append(LMStatistics(spec["name"], directory, make_session, max_tokens, skip))
+                key = (spec["name"], str(directory), int(max_tokens), int(skip))
+                if key not in _LOADED:  # detectors over the same model share its session (GBs for Gemma)
+                    _LOADED[key] = LMStatistics(spec["name"], directory, make_session, max_tokens, skip)
+                self.models.append(_LOADED[key])
         unknown = [f for f in self.head["features"] if f.split(".", 1)[-1] not in FEATURE_NAMES]
         if unknown or used - {m.name for m in self.models}:
             raise DetectorError(f"{path}: head reads features no listed model gives: {unknown or sorted(used)}")

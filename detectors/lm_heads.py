@@ -220,17 +220,17 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
             "n_sample": covered, "protocol": "stratified sample of the corpus (detectors/lm_train.py); whole domain / "
             "generator held out per row; heads fit on the training side only",
         }  # fmt: skip
-        models = sorted({f.split(".")[0] for f in feats})
+        used = sorted({f.split(".")[0] for f in feats})
         manifest = {
             "name": name, "version": "1", "kind": "lm-features", "variant": "fp32",
-            "models": [{"name": m, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS} for m in models],
+            "models": [{"name": m, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS} for m in used],
             "head": "head.json",
-            "build": f"synthweb detectors build {' '.join(models)}", "preprocess": ["collapse_whitespace"],
+            "build": f"synthweb detectors build {' '.join(used)}", "preprocess": ["collapse_whitespace"],
             "languages": ["en"], "min_words": 50, "description": spec["description"],
             "trained_on": "Fast-DetectGPT raw data (xsum, squad, writing; 8 generators), stratified sample of the "
             "lexical detector's training groups; calibrated on a sample of its calibration groups",
             "calibration": "calibration.json",
-            "cost": {"cpu_ms_per_doc": sum(MODELS[m]["cpu_ms_per_doc"] for m in models), "gpu_ms_per_doc": None,
+            "cost": {"cpu_ms_per_doc": sum(MODELS[m]["cpu_ms_per_doc"] for m in used), "gpu_ms_per_doc": None,
                      "measured": "corpus texts (~200 tokens), 2 CPU threads, bench/lm_bench.py; no GPU lent"},
         }  # fmt: skip
         written[name] = write_detector(name, manifest, head, calibration, evaluation)
