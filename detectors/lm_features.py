@@ -26,6 +26,9 @@ from detectors.token_stats import FEATURE_NAMES, stats_graph, text_features
 DEFAULT_MAX_TOKENS = 256
 CHARS_PER_TOKEN_CAP = 12  # texts are cut to max_tokens * this many characters before tokenizing
 UNSCORABLE_P = 0.5
+# Recent texts' statistics kept per loaded model (~5 KB each): `zeroshot`, `gemma3` and `smollm2` scoring the
+# same pages (rescore, report --detector a,b, the eval gate) run each model once per text.
+MEMO_TEXTS = 4096
 _LOADED: dict[tuple, LMStatistics] = {}  # (model, directory, max_tokens, skip) -> the loaded model
 
 
@@ -43,6 +46,7 @@ class LMStatistics:
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
         self.lm = CausalLM(directory / "model.onnx", make_session)
+        self._memo: dict[bytes, np.ndarray] = {}  # token ids -> their statistics, for detectors sharing this model
         self.stats = make_session(stats_graph("features", False, (self.lm.session.get_outputs()[0].type,)))
         self.providers = self.lm.session.get_providers()
 
@@ -53,13 +57,18 @@ class LMStatistics:
     def token_stats(self, texts: list[str], batch_size: int = 8) -> list[np.ndarray]:
         """Per text, its [n_tokens - 1, 5] "features" token statistics (empty for < 2 tokens)."""
         ids = self.token_ids(texts)
-        out = [np.zeros((0, 5), dtype=np.float32) for _ in texts]
+        keys = [np.asarray(row, dtype=np.int64).tobytes() for row in ids]
+        out = [self._memo.get(k, np.zeros((0, 5), dtype=np.float32)) for k in keys]
         # Similar lengths share a batch, so little compute goes to padding.
-        order = [i for i in sorted(range(len(ids)), key=lambda i: len(ids[i])) if len(ids[i]) >= 2]
+        todo = [i for i in range(len(ids)) if len(ids[i]) >= 2 and keys[i] not in self._memo]
+        order = sorted(todo, key=lambda i: len(ids[i]))
         for start in range(0, len(order), max(1, int(batch_size))):
             rows = order[start : start + max(1, int(batch_size))]
             for i, s in zip(rows, self._run([ids[i] for i in rows]), strict=True):
                 out[i] = s
+                self._memo[keys[i]] = s
+        while len(self._memo) > MEMO_TEXTS:  # oldest first: dicts keep insertion order
+            del self._memo[next(iter(self._memo))]
         return out
 
     def _run(self, rows: list[list[int]]) -> list[np.ndarray]:

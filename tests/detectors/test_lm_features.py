@@ -146,3 +146,15 @@ def test_score_without_built_models_is_one_line_naming_the_build(tmp_path):
     out = subprocess.run([sys.executable, "-m", "synthweb.cli", "detectors", "build", "nope"], capture_output=True,
                          text=True, env=env, timeout=120)  # fmt: skip
     assert out.returncode == 2 and "unknown language model 'nope'" in out.stderr
+
+
+def test_a_model_shared_by_detectors_reads_each_text_once(tiny_store, monkeypatch):
+    lm = load_detector(str(tiny_store["det"])).scorer.models[0]
+    lm._memo.clear()
+    runs = []
+    real = lm._run
+    monkeypatch.setattr(lm, "_run", lambda rows: runs.append(len(rows)) or real(rows))
+    first = lm.features(SENTENCES[:3])
+    again = lm.features(SENTENCES[:4])  # three seen, one new
+    assert runs == [3, 1]
+    np.testing.assert_array_equal(again[:3], first)
