@@ -92,7 +92,7 @@ def _chunk_file(model: str, key: str, chunk: int) -> Path:
     return CACHE / model / f"{key}-{MAX_TOKENS}-{chunk:04d}.npz"
 
 
-def compute_stats(model: str, sample: list[Record], max_chunks: int | None = None, threads: int = 2) -> None:
+def compute_stats(model: str, sample: list[Record], max_chunks: int | None = None) -> None:
     """Cache per-token statistics of `model` on the sample, chunk by chunk (resumes where it stopped)."""
     from detectors.lm_build import require_built
     from detectors.lm_features import LMStatistics
