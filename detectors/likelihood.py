@@ -92,6 +92,36 @@ def pad_rows(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
+def token_stats_runs(stats_session, observer: CausalLM, performer: CausalLM, ids: np.ndarray, mask: np.ndarray):
+    """Run the LM(s) and the statistics graph on padded rows; yields (mask, stats [rows, T-1, k]) per run.
+
+    `performer` may be `observer` itself (one model). Runs are sized to the device's logits budget.
+    """
+    t = ids.shape[1]
+    if observer.vocab is None:
+        observer.vocab = observer.logits(ids[:1, :2], mask[:1, :2]).shape()[-1]
+    vocab = observer.vocab
+    if int(ids.max()) >= vocab:
+        raise DetectorError(f"{observer.file}: tokenizer gives id {int(ids.max())}, the model has only {vocab} logits")
+    # Logits are [rows, T, V] per model, and the statistics graph holds a few float32 copies of them
+    # (log-probs, probs, products): size runs so about six such arrays fit the device's budget.
+    step = max(1, LOGITS_BUDGET_BYTES[_device(observer.session)[0]] // (t * vocab * 4 * 6))
+    for start in range(0, len(ids), step):
+        sub_ids, sub_mask = ids[start : start + step], mask[start : start + step]
+        binding = stats_session.io_binding()
+        obs = observer.logits(sub_ids, sub_mask)
+        binding.bind_ortvalue_input("observer", obs)
+        if performer is not observer:
+            perf = performer.logits(sub_ids, sub_mask)
+            if perf.shape() != obs.shape():
+                raise DetectorError(f"observer and performer logits differ in shape: {obs.shape()} vs {perf.shape()}")
+            binding.bind_ortvalue_input("performer", perf)
+        binding.bind_cpu_input("input_ids", sub_ids)
+        binding.bind_output("stats")  # host memory: [rows, T-1, k] floats, all that leaves the device
+        stats_session.run_with_iobinding(binding)
+        yield sub_mask, binding.copy_outputs_to_cpu()[0]
+
+
 def _device(session) -> tuple[str, int]:
     """Where a session's outputs stay: the GPU under the CUDA provider, else host memory."""
     return ("cuda", 0) if session.get_providers()[0] == "CUDAExecutionProvider" else ("cpu", 0)
@@ -154,33 +184,8 @@ class LikelihoodScorer:
 
     def _score_rows(self, rows: list[list[int]]) -> np.ndarray:
         ids, mask = pad_rows(rows)
-        t = ids.shape[1]
-        if self.observer.vocab is None:
-            self.observer.vocab = self.observer.logits(ids[:1, :2], mask[:1, :2]).shape()[-1]
-        vocab = self.observer.vocab
-        if int(ids.max()) >= vocab:
-            raise DetectorError(f"tokenizer gives id {int(ids.max())} but the model has only {vocab} logits")
-        # Logits are [rows, T, V] per model, and the statistics graph holds a few float32 copies of them
-        # (log-probs, probs, products): size runs so about six such arrays fit the device's budget.
-        step = max(1, LOGITS_BUDGET_BYTES[_device(self.observer.session)[0]] // (t * vocab * 4 * 6))
-        scores = []
-        for start in range(0, len(rows), step):
-            sub_ids, sub_mask = ids[start : start + step], mask[start : start + step]
-            binding = self.stats.io_binding()
-            obs = self.observer.logits(sub_ids, sub_mask)
-            binding.bind_ortvalue_input("observer", obs)
-            if self.performer is not self.observer:
-                perf = self.performer.logits(sub_ids, sub_mask)
-                if perf.shape() != obs.shape():
-                    raise DetectorError(
-                        f"observer and performer logits differ in shape: {obs.shape()} vs {perf.shape()}"
-                    )
-                binding.bind_ortvalue_input("performer", perf)
-            binding.bind_cpu_input("input_ids", sub_ids)
-            binding.bind_output("stats")  # host memory: [rows, T-1, 2-3] floats, all that leaves the device
-            self.stats.run_with_iobinding(binding)
-            scores.append(reduce_token_stats(self.method, binding.copy_outputs_to_cpu()[0], sub_mask))
-        return np.concatenate(scores)
+        runs = token_stats_runs(self.stats, self.observer, self.performer, ids, mask)
+        return np.concatenate([reduce_token_stats(self.method, stats, sub_mask) for sub_mask, stats in runs])
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         """P(synthetic) from raw scores through the logistic score map; unscorable texts get 0.5."""

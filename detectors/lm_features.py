@@ -19,13 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.likelihood import LOGITS_BUDGET_BYTES, CausalLM, _device, pad_rows, sigmoid
+from detectors.likelihood import (
+    CHARS_PER_TOKEN_CAP,
+    DEFAULT_MAX_TOKENS,
+    UNSCORABLE_P,
+    CausalLM,
+    pad_rows,
+    sigmoid,
+    token_stats_runs,
+)
 from detectors.runtime import DetectorError
 from detectors.token_stats import FEATURE_NAMES, stats_graph, text_features
 
-DEFAULT_MAX_TOKENS = 256
-CHARS_PER_TOKEN_CAP = 12  # texts are cut to max_tokens * this many characters before tokenizing
-UNSCORABLE_P = 0.5
 # Recent texts' statistics kept per loaded model (~5 KB each): `zeroshot`, `gemma3` and `smollm2` scoring the
 # same pages (rescore, report --detector a,b, the eval gate) run each model once per text.
 MEMO_TEXTS = 4096
@@ -73,21 +78,9 @@ class LMStatistics:
 
     def _run(self, rows: list[list[int]]) -> list[np.ndarray]:
         ids, mask = pad_rows(rows)
-        if self.lm.vocab is None:
-            self.lm.vocab = self.lm.logits(ids[:1, :2], mask[:1, :2]).shape()[-1]
-        if int(ids.max()) >= self.lm.vocab:
-            raise DetectorError(f"{self.name}: tokenizer gives id {int(ids.max())} but the model has {self.lm.vocab}")
-        step = max(1, LOGITS_BUDGET_BYTES[_device(self.lm.session)[0]] // (ids.shape[1] * self.lm.vocab * 4 * 6))
         out = []
-        for start in range(0, len(rows), step):
-            sub_ids, sub_mask = ids[start : start + step], mask[start : start + step]
-            binding = self.stats.io_binding()
-            binding.bind_ortvalue_input("observer", self.lm.logits(sub_ids, sub_mask))
-            binding.bind_cpu_input("input_ids", sub_ids)
-            binding.bind_output("stats")
-            self.stats.run_with_iobinding(binding)
-            stats = binding.copy_outputs_to_cpu()[0]
-            out += [stats[r, : int(sub_mask[r].sum()) - 1] for r in range(len(sub_ids))]
+        for sub_mask, stats in token_stats_runs(self.stats, self.lm, self.lm, ids, mask):
+            out += [stats[r, : int(sub_mask[r].sum()) - 1] for r in range(len(sub_mask))]
         return out
 
     def features(self, texts: list[str], batch_size: int = 8) -> np.ndarray:

@@ -74,6 +74,7 @@ def zero_shot_head(cols: dict[str, np.ndarray], feature: str, y: np.ndarray) -> 
 
 def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, c: float | None, zero_shot=None):
     """Rows of the held-out table for a head on `features` (or the zero-shot statistic `zero_shot`)."""
+    from detectors.encoder_train import summarize
     from detectors.lm_features import head_logits
     from detectors.train import metrics_row, split_indices
 
@@ -91,18 +92,6 @@ def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, 
             scores = head_logits(head, {k: v[test] for k, v in cols.items()})
         rows.append(metrics_row(name, len(train), y[test], scores))
     return summarize(rows)
-
-
-def summarize(rows: list[dict]) -> dict:
-    means = {}
-    for kind in ("domain", "generator"):
-        sub = [r for r in rows if r["split"].startswith(kind)]
-        means[kind] = {k: round(float(np.mean([r[k] for r in sub])), 4) for k in ("auroc", "tpr@1%fpr", "tpr@5%fpr")}
-    return {
-        "rows": rows,
-        "means": means,
-        "mean_auroc": round((means["domain"]["auroc"] + means["generator"]["auroc"]) / 2, 4),
-    }
 
 
 def write_bench_scores(name: str, texts: list[Record], scores: np.ndarray) -> Path:
@@ -130,21 +119,19 @@ def write_detector(name: str, manifest: dict, head: dict, calibration: dict, eva
     return out
 
 
-def load_stats_count(model: str, texts: list[Record]) -> int:
-    from detectors.lm_train import load_stats
+def _columns(texts: list[Record], models, require_all: bool = True) -> tuple[int, dict[str, np.ndarray]]:
+    """(texts covered by every model's cache, "model.feature" columns over them).
 
-    return load_stats(model, texts)[0]
-
-
-def _columns(texts: list[Record], models) -> tuple[int, dict[str, np.ndarray]]:
-    """(texts covered by every model's cache, "model.feature" columns over them)."""
+    With `require_all` False, models with no cached statistics at all are left out instead of covering nothing.
+    """
     from detectors.lm_features import features_from_stats
     from detectors.lm_train import SKIP_TOKENS, load_stats
 
     counts, cols = [], {}
     for model in models:
         n, stats = load_stats(model, texts)
-        counts.append(n)
+        if n or require_all:
+            counts.append(n)
         if n:
             cols[model] = columns_for(model, features_from_stats(stats, skip=SKIP_TOKENS))
     covered = min(counts, default=0)
@@ -162,8 +149,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     from detectors.lm_train import MAX_TOKENS, SKIP_TOKENS
     from detectors.train import calibrate, metrics_row
 
-    models = [m for m in models or MODELS if load_stats_count(m, sample)]
-    covered, cols = _columns(sample, models)
+    covered, cols = _columns(sample, models or MODELS, require_all=False)
     records = sample[:covered]
     y = np.array([r.label for r in records])
     print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
@@ -171,7 +157,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     for f in cols:
         if f.split(".", 1)[1] in SIGNS:
             table[f"zero-shot {f}"] = heldout_rows(records, cols, None, None, zero_shot=f)
-    families = {m: [f for f in cols if f.startswith(m + ".")] for m in {k.split(".")[0] for k in cols}}
+    families = {m: [f for f in cols if f.startswith(m + ".")] for m in dict.fromkeys(k.split(".")[0] for k in cols)}
     if len(families) > 1:
         families["all models"] = list(cols)
     for fam, feats in families.items():
