@@ -23,7 +23,7 @@ HELDOUT_FILE = Path(__file__).resolve().parent / "lm_eval_heldout.json"
 # Published direction of each statistic: +1 where larger means machine-written.
 SIGNS = {
     "mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1,
-    "top1_rate": 1, "top10_rate": 1,
+    "top1_rate": 1, "top10_rate": 1, "z_q10": 1, "z_below2": -1,
 }  # fmt: skip
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
 SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]

@@ -157,7 +157,9 @@ def reduce_token_stats(method: str, stats: np.ndarray, mask: np.ndarray) -> np.n
 # Per-text zero-shot statistics of one model, in the order `text_features` returns them.
 FEATURE_NAMES = (
     "mean_ll", "std_ll", "mean_logrank", "entropy", "fast_detectgpt", "binoculars", "lrr", "top1_rate", "top10_rate",
+    "z_q10", "z_below2",
 )  # fmt: skip
+Z_FLOOR_VAR = 1e-6  # a next-token distribution this sharp makes every other token infinitely surprising
 
 
 def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = None, skip: int = 0) -> np.ndarray:
@@ -166,7 +168,10 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
     mean log-likelihood and its spread over tokens; mean log-rank (Mitchell et al.'s log-rank); mean
     entropy; Fast-DetectGPT's analytic discrepancy with the model as its own reference; the single-model
     Binoculars ratio (log-perplexity over entropy); DetectLLM's log-likelihood / log-rank ratio; GLTR's
-    share of tokens that were the model's first choice, and among its first ten. With
+    share of tokens that were the model's first choice, and among its first ten; and the tail of the per-token
+    discrepancy z = (log p(token) - E_p[log p]) / sd_p[log p] (Fast-DetectGPT's statistic token by token):
+    its 10% quantile and the share of tokens below -2, i.e. how often, and how far, the text surprises
+    the model more than its own samples would (human writing does so more). With
     `max_tokens`, only the first max_tokens tokens count (a causal LM's prefix statistics are the same);
     with `skip`, the first `skip` predicted tokens do not (texts shorter than that keep them all).
     """
@@ -184,6 +189,12 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
         logrank_tok = stats[..., 4]
         top1 = (valid & (logrank_tok < 0.5 * np.log(2))).sum(axis=1) / n  # rank 0: log(1 + 0) = 0
         top10 = (valid & (logrank_tok < np.log(10.5))).sum(axis=1) / n  # rank < 10
+        z = (stats[..., 0] - stats[..., 2]) / np.sqrt(np.maximum(stats[..., 3] - stats[..., 2] ** 2, Z_FLOOR_VAR))
+        z = np.where(valid, z.astype(np.float64), np.nan)
+        z_q10 = np.full(len(z), np.nan)
+        has = valid.any(axis=1)
+        z_q10[has] = np.nanquantile(z[has], 0.1, axis=1)
+        z_below2 = (valid & (z < -2)).sum(axis=1) / n
         out = np.stack(
             [
                 mean_ll,
@@ -195,6 +206,8 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
                 -mean_ll / logrank,
                 top1,
                 top10,
+                z_q10,
+                z_below2,
             ],
             axis=1,
         )

@@ -37,10 +37,12 @@ def _direct_features(logits: np.ndarray, ids: np.ndarray) -> dict[str, float]:
     rank = np.array([(lp[i] > ll[i]).sum() for i in range(n)])
     ent = -(p * lp).sum(-1)
     var = (p * lp**2).sum(-1) - ent**2
+    z = (ll + ent) / np.sqrt(var)
     return {
         "mean_ll": ll.mean(), "std_ll": ll.std(), "mean_logrank": np.log1p(rank).mean(), "entropy": ent.mean(),
         "fast_detectgpt": (ll.sum() + ent.sum()) / np.sqrt(var.sum()), "binoculars": -ll.mean() / ent.mean(),
         "lrr": -ll.mean() / np.log1p(rank).mean(), "top1_rate": (rank == 0).mean(), "top10_rate": (rank < 10).mean(),
+        "z_q10": np.quantile(z, 0.1), "z_below2": (z < -2).mean(),
     }  # fmt: skip
 
 
