@@ -1,4 +1,4 @@
-"""`synthweb detectors export`: a local Hugging Face checkpoint directory -> a detector directory.
+"""A local Hugging Face checkpoint directory -> a detector directory (`synthweb detectors export`).
 
     synthweb detectors export CHECKPOINT_DIR --out DIR [--name N] [--performer CHECKPOINT_DIR2]
     synthweb detectors calibrate DIR FILE.jsonl
@@ -8,18 +8,15 @@ model.safetensors, tokenizer.json or vocab.json + merges.txt) becomes a zero-sho
 detector: Fast-DetectGPT with one model, Binoculars with a second (performer) model sharing the
 tokenizer. A checkpoint directory that already holds a `model.onnx` of a causal LM (an export
 without past key values) is used as it is, whatever its architecture. Nothing is downloaded.
-Also runnable as `python -m detectors.export ...`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from detectors.runtime import Detector, DetectorError, resolve
+from detectors.runtime import Detector, DetectorError
 
 GPT2_ARCHITECTURES = {"GPT2LMHeadModel", "GPT2Model"}
 LLAMA_ARCHITECTURES = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
@@ -156,85 +153,3 @@ def export_checkpoint(
         shutil.rmtree(out, ignore_errors=True)  # never leave a half-written detector behind
         raise
     return out
-
-
-# --- command line ------------------------------------------------------------------------------
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    out = export_checkpoint(
-        args.checkpoint, args.out, name=args.name, performer=args.performer,
-        max_tokens=args.max_tokens, languages=tuple(args.languages.split(",")), min_words=args.min_words,
-    )  # fmt: skip
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    method, name, cut = manifest["method"], manifest["name"], manifest["max_tokens"]
-    print(f"wrote {method} detector {name!r} to {out} (texts cut to {cut} tokens)")
-    print(f"calibrate it on labelled texts: synthweb detectors calibrate {out} FILE.jsonl")
-    return 0
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    from detectors.calibrate import calibrate_detector
-
-    manifest = resolve(args.directory) / "manifest.json"
-    before = json.loads(manifest.read_text(encoding="utf-8"))["version"]
-    cal = calibrate_detector(args.directory, args.file)
-    print(
-        f"calibrated on {cal['n_human']} human and {cal['n_machine']} machine texts: AUROC {cal['auroc']}, "
-        f"threshold {cal['threshold']} (TPR {cal['tpr']}, FPR {cal['fpr']})"
-    )
-    after = json.loads(manifest.read_text(encoding="utf-8"))["version"]
-    if after != before:
-        print(
-            f"new score map, so version {before} -> {after}: pages scored as version {before} are reported "
-            f"apart; `synthweb rescore --detector {args.directory}` scores them again"
-        )
-    return 0
-
-
-def _handle(func):
-    """Run a command, turning detector errors into the CLI's one-line error."""
-
-    def run(args: argparse.Namespace) -> int:
-        from synthweb.cli import CliError
-
-        try:
-            return func(args)
-        except DetectorError as exc:
-            raise CliError(str(exc)) from exc
-
-    return run
-
-
-def register(subparsers) -> None:
-    """Add `export` and `calibrate` to the `synthweb detectors` subparsers (each sets `run`, as detectors/cli.py)."""
-    exp = subparsers.add_parser("export", help="turn a local Hugging Face causal LM checkpoint into a detector")
-    exp.add_argument("checkpoint", metavar="CHECKPOINT_DIR")
-    exp.add_argument("--out", required=True, metavar="DIR", help="new detector directory")
-    exp.add_argument("--name", default=None, help="detector name (default: the --out directory's name)")
-    exp.add_argument("--performer", default=None, metavar="CHECKPOINT_DIR2", help="second LM: Binoculars")
-    exp.add_argument("--max-tokens", type=int, default=256, metavar="N", help="tokens scored per text")
-    exp.add_argument("--languages", default="en", help="comma-separated languages the LMs know (default: en)")
-    exp.add_argument("--min-words", type=int, default=50, metavar="N", help="shorter texts are excluded")
-    exp.set_defaults(run=_handle(cmd_export))
-    cal = subparsers.add_parser("calibrate", help="fit a detector's calibration on labelled JSON lines")
-    cal.add_argument("directory", metavar="DIR")
-    cal.add_argument("file", metavar="FILE.jsonl", help="lines with text and label human|machine")
-    cal.set_defaults(run=_handle(cmd_calibrate))
-
-
-def main(argv: list[str] | None = None) -> int:
-    from synthweb.cli import CliError
-
-    parser = argparse.ArgumentParser(prog="synthweb detectors")
-    register(parser.add_subparsers(dest="detectors_command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except CliError as exc:
-        print(f"synthweb: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

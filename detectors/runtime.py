@@ -52,6 +52,39 @@ def search_path() -> list[Path]:
     return [SHIPPED] + [Path(p) for p in extra.split(os.pathsep) if p]
 
 
+def available() -> list[dict]:
+    """One entry per detector directory on the search path (manifests only; no model is loaded)."""
+    found, seen = [], set()
+    for base in search_path():
+        if not base.is_dir():
+            continue
+        for manifest_path in sorted(base.glob("*/manifest.json")):
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                name = str(manifest["name"])
+            except (OSError, ValueError, KeyError) as exc:
+                found.append({"name": manifest_path.parent.name, "error": f"broken manifest: {exc}"})
+                continue
+            cost = manifest.get("cost") or {}
+            found.append(
+                {
+                    "name": name,
+                    "version": str(manifest.get("version", "")),
+                    "kind": manifest.get("kind", "onnx-text"),
+                    "languages": ",".join(manifest.get("languages") or []) or "any",
+                    "min_words": int(manifest.get("min_words", 0)),
+                    "calibrated": bool(manifest.get("calibration")),  # shares need it (Detector.require_calibration)
+                    # measured by bench/lm_bench.py (LM detectors) or the other benches; null = not measured
+                    "cpu_ms_per_doc": cost.get("cpu_ms_per_doc"),
+                    "gpu_ms_per_doc": cost.get("gpu_ms_per_doc"),
+                    "path": str(manifest_path.parent),
+                    "shadowed": name in seen,  # the first directory of a name wins, as in `resolve`
+                }
+            )
+            seen.add(name)
+    return found
+
+
 def resolve(name_or_path: str) -> Path:
     """A directory path with manifest.json, or a detector name on the search path."""
     path = Path(name_or_path).expanduser()

@@ -17,7 +17,8 @@ from tiny_lm import (
     write_llama_checkpoint,
 )
 
-from detectors.export import export_checkpoint, main
+from detectors.export import export_checkpoint
+from synthweb.cli import main
 from detectors.onnx_gpt2 import export_gpt2
 from detectors.onnx_llama import export_llama
 from detectors.onnx_lm import read_config, read_weights
@@ -66,7 +67,7 @@ def test_llama_graph_matches_numpy_reference_with_padding(tok, tmp_path, tied, q
 def test_export_llama_observer_with_gpt2_performer_sharing_a_tokenizer(tok, tmp_path, capsys):
     llama = write_llama_checkpoint(tmp_path / "llama", tok, seed=0)
     gpt2 = write_gpt2_checkpoint(tmp_path / "gpt2", tok, seed=0)
-    assert main(["export", str(llama), "--out", str(tmp_path / "bino"), "--performer", str(gpt2)]) == 0
+    assert main(["detectors", "export", str(llama), "--out", str(tmp_path / "bino"), "--performer", str(gpt2)]) == 0
     det = load_detector(str(tmp_path / "bino"))
     assert det.scorer.method == "binoculars"
     assert det.manifest["source"]["observer"]["architectures"] == ["LlamaForCausalLM"]
@@ -86,7 +87,9 @@ def test_export_llama_observer_with_gpt2_performer_sharing_a_tokenizer(tok, tmp_
 
 def test_export_writes_a_loadable_likelihood_detector(tok, tmp_path, capsys):
     ckpt = write_gpt2_checkpoint(tmp_path / "gpt2-tiny", tok, seed=0)
-    rc = main(["export", str(ckpt), "--out", str(tmp_path / "zs"), "--name", "tiny-fdg", "--max-tokens", "32"])
+    rc = main(
+        ["detectors", "export", str(ckpt), "--out", str(tmp_path / "zs"), "--name", "tiny-fdg", "--max-tokens", "32"]
+    )
     assert rc == 0 and "fast-detectgpt detector 'tiny-fdg'" in capsys.readouterr().out
     files = sorted(p.name for p in (tmp_path / "zs").iterdir())
     assert files == ["manifest.json", "model.onnx", "tokenizer.json"]
@@ -146,7 +149,7 @@ def test_export_uses_a_ready_onnx_causal_lm_of_any_architecture(tok, tmp_path):
 
 
 def _fail(argv, capsys) -> str:
-    assert main(argv) == 2
+    assert main(["detectors", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("synthweb: error: ") and "\n" not in err and "Traceback" not in err
     return err

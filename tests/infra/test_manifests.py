@@ -1,7 +1,7 @@
 """The deployment files (infra/) parse and name only things that exist in the project.
 
 No Docker engine, no cluster: everything is read as text/YAML/JSON and compared with the real code
-(the argparse parser of synthweb/cli.py, crawler/settings.py, schemas/clickhouse/*.sql, pyproject.toml).
+(the argparse parser of synthweb/cli/, crawler/settings.py, schemas/clickhouse/*.sql, pyproject.toml).
 """
 
 from __future__ import annotations

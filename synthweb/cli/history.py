@@ -1,4 +1,4 @@
-"""History commands of the CLI: `ingest warc`, `wayback`, `rescore` (registered by synthweb.cli)."""
+"""History commands: `ingest warc` (archives), `wayback` (captures of past years), `rescore` (stored text again)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 
+from synthweb.cli.common import CliError, db_option, detector_option, load_detector, open_store, settings_for
 
-def add_history_commands(sub, db_option, detector_option) -> None:
-    """Add the ingest, wayback and rescore subcommands to the `synthweb` parser."""
+
+def register(sub) -> None:
     ingest = sub.add_parser("ingest", help="score archived pages (WARC/WET files)")
     kinds = ingest.add_subparsers(dest="ingest_kind", required=True)
     warc = kinds.add_parser("warc", help="ingest .warc(.gz)/.wet(.gz) files: local paths, http(s):// or s3:// URLs")
@@ -20,6 +21,7 @@ def add_history_commands(sub, db_option, detector_option) -> None:
     warc.add_argument("--quiet", action="store_true", help="no progress display")
     db_option(warc)
     detector_option(warc)
+    warc.set_defaults(run=cmd_ingest)
 
     wayback = sub.add_parser("wayback", help="score Wayback Machine captures of domains, one snapshot per year")
     wayback.add_argument("--domains", required=True, metavar="FILE", help="one domain per line")
@@ -31,25 +33,25 @@ def add_history_commands(sub, db_option, detector_option) -> None:
     wayback.add_argument("--quiet", action="store_true")
     db_option(wayback)
     detector_option(wayback)
+    wayback.set_defaults(run=cmd_wayback)
 
     rescore = sub.add_parser("rescore", help="score stored text with another detector; new rows beside the old")
     rescore.add_argument("--where", default="", metavar="SQL", help="condition on `pages` rows to re-score")
     rescore.add_argument("--quiet", action="store_true")
     db_option(rescore)
     detector_option(rescore)
+    rescore.set_defaults(run=cmd_rescore)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from synthweb.cli import CliError, _load_detector, _open_store, _settings
-
     if args.max_records is not None and args.max_records < 1:
         raise CliError("--max-records must be at least 1")
     if args.batch_size is not None and args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
-    settings = _settings(args, SYNTHWEB_BATCH_SIZE=args.batch_size)
+    settings = settings_for(args, SYNTHWEB_BATCH_SIZE=args.batch_size)
     if not args.publish:
-        _load_detector(settings)
-    _open_store(settings).close()  # a bad store fails now, with one line
+        load_detector(settings)
+    open_store(settings).close()  # a bad store fails now, with one line
 
     from crawler.ingest import ingest_archives
     from synthweb.store import StoreError
@@ -72,8 +74,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_wayback(args: argparse.Namespace) -> int:
-    from synthweb.cli import CliError, _load_detector, _open_store, _settings
-
     if args.year_from > args.year_to:
         raise CliError("--from must not be after --to")
     if args.per_year < 1:
@@ -87,9 +87,9 @@ def cmd_wayback(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {args.domains}: {exc.strerror or exc}") from exc
     if not domains:
         raise CliError(f"{args.domains}: no domains")
-    settings = _settings(args, SYNTHWEB_WAYBACK_CDX_URL=args.cdx_url, SYNTHWEB_WAYBACK_RATE=args.rate)
-    _load_detector(settings)
-    _open_store(settings).close()
+    settings = settings_for(args, SYNTHWEB_WAYBACK_CDX_URL=args.cdx_url, SYNTHWEB_WAYBACK_RATE=args.rate)
+    load_detector(settings)
+    open_store(settings).close()
 
     from crawler.wayback import backfill
 
@@ -101,12 +101,11 @@ def cmd_wayback(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from synthweb.cli import CliError, _load_detector, _open_store, _settings
     from synthweb.rescore import RescoreError, rescore
 
-    settings = _settings(args)
-    detector = _load_detector(settings)
-    store = _open_store(settings)
+    settings = settings_for(args)
+    detector = load_detector(settings)
+    store = open_store(settings)
     try:
         summary = rescore(store, detector, args.where, settings.getint("SYNTHWEB_BATCH_SIZE", 64), not args.quiet)
     except RescoreError as exc:
@@ -115,6 +114,3 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         store.close()
     print(json.dumps(summary), file=sys.stderr)
     return 0
-
-
-HISTORY_COMMANDS = {"ingest": cmd_ingest, "wayback": cmd_wayback, "rescore": cmd_rescore}

@@ -1,0 +1,5 @@
+import sys
+
+from synthweb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""What every command group shares: the user-error type, the common options, settings, store and detector."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from synthweb.config import load_settings
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="store DSN: chdb:///path (embedded, default ./synthweb-data) or http(s)://user:pass@host:port/db; "
+        "env SYNTHWEB_DB",
+    )
+
+
+def detector_option(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    from crawler import settings
+
+    what = "detector name or directory" + ("; several, comma-separated, to compare them" if several else "")
+    parser.add_argument(
+        "--detector", default=None, help=f"{what} (env SYNTHWEB_DETECTOR, default: {settings.SYNTHWEB_DETECTOR})"
+    )
+
+
+def method_option(parser: argparse.ArgumentParser) -> None:
+    from synthweb.estimate import DEFAULT_METHOD, METHODS
+
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        help="share estimator (default: the one measured best for the detector on held-out mixtures, named in "
+        f"its calibration.json, else {DEFAULT_METHOD}; see docs/estimation.md)",
+    )
+
+
+def settings_for(args: argparse.Namespace, **extra):
+    """The settings with the command's --db / --detector and `extra` (None values left out) on top."""
+    overrides = {"SYNTHWEB_DB": getattr(args, "db", None), "SYNTHWEB_DETECTOR": getattr(args, "detector", None)}
+    overrides.update(extra)
+    return load_settings(overrides)
+
+
+def open_store(settings):
+    """The migrated store, or a one-line CliError."""
+    from synthweb.store import Store, StoreError
+
+    try:
+        store = Store(settings.get("SYNTHWEB_DB"))
+        store.migrate()
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:  # server-side errors while migrating
+        raise CliError(f"cannot prepare store: {exc}") from exc
+    return store
+
+
+def load_detector(settings):
+    """The configured detector, or a one-line CliError."""
+    from detectors.runtime import DetectorError, load_detector
+
+    try:
+        return load_detector(settings.get("SYNTHWEB_DETECTOR"))
+    except DetectorError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) per non-blank line of a JSON-lines file or stdin ("-"); each needs a string `text`."""
+    stream: TextIO
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CliError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise CliError(f"{path}:{number}: expected a JSON object with a string field 'text'")
+            yield number, record
+
+
+def chunks(items: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,139 @@
+"""Query commands: `report` (shares per slice, control groups, charts) and `sql`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from synthweb.cli.common import (
+    CliError,
+    db_option,
+    detector_option,
+    load_detector,
+    method_option,
+    open_store,
+    settings_for,
+)
+
+REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share", "fit_p"]
+CONTROL_COLUMNS = [
+    "domain", "lang", "control_documents", "control_rate", "ci_low", "ci_high", "lab_fpr", "drift", "used",
+]  # fmt: skip
+
+
+def register(sub) -> None:
+    report = sub.add_parser("report", help="machine-written share per slice, with 95%% intervals")
+    report.add_argument("--by", default="", metavar="DIMS", help="comma-separated: domain,tld,lang,year,month,snapshot")
+    report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    method_option(report)
+    report.add_argument(
+        "--fpr-from",
+        choices=["lab", "control"],
+        default="lab",
+        help="human score distribution: the detector's calibration (lab), or per (domain, lang) the pages "
+        "published before 2022-12-01 where a stratum has at least 100 of them (control)",
+    )
+    report.add_argument(
+        "--control",
+        action="store_true",
+        help="show the pre-LLM control group per (domain, lang): its positive rate beside the lab FPR, flagging drift",
+    )
+    report.add_argument(
+        "--chart", default=None, metavar="FILE", help="draw the share per month to FILE (.png, .svg or .html)"
+    )
+    db_option(report)
+    detector_option(report, several=True)
+    report.set_defaults(run=cmd_report)
+
+    sql = sub.add_parser("sql", help="run SQL on the store")
+    sql.add_argument("query", metavar="QUERY")
+    sql.add_argument("--format", choices=["table", "json"], default="table")
+    db_option(sql)
+    sql.set_defaults(run=cmd_sql)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from synthweb.report import control_report, parse_dimensions, render_table, share_report, to_csv, to_json
+
+    try:
+        dims = parse_dimensions(args.by)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    settings = settings_for(args)
+    store = open_store(settings)
+    if args.control:
+        detector = load_detector(settings)
+        try:
+            rows = control_report(store, detector)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        if args.format == "json":
+            print(to_json(rows))
+        elif args.format == "csv":
+            print(to_csv(rows, CONTROL_COLUMNS), end="")
+        else:
+            title = f"pre-LLM control (published before 2022-12-01), detector {detector.name} v{detector.version}"
+            render_table(rows, CONTROL_COLUMNS, title=title)
+        return 0
+    names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
+    rows = []
+    detectors = [load_detector(settings_for(args, SYNTHWEB_DETECTOR=name)) for name in names]
+    label = ", ".join(f"{d.name} v{d.version}" for d in detectors)
+    if args.chart:
+        return _write_chart(args, store, detectors, dims, label)
+    for detector in detectors:  # several detectors (or versions): rows side by side, to compare them
+        tag = {"detector": detector.name, "version": detector.version} if len(names) > 1 else {}
+        try:
+            found = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        rows += [{**tag, **row} for row in found]
+    columns = (["detector", "version"] if len(names) > 1 else []) + [*dims, *REPORT_COLUMNS]
+    columns += ["fpr_source"] if args.fpr_from == "control" else []
+    if args.format == "json":
+        print(to_json(rows))
+    elif args.format == "csv":
+        print(to_csv(rows, columns), end="")
+    else:
+        methods = ", ".join(sorted({row["method"] for row in rows})) or args.method or "no rows"
+        render_table(rows, columns, title=f"machine-written share ({methods}), detector {label}")
+    return 0
+
+
+def _write_chart(args, store, detectors, dims: list[str], label: str) -> int:
+    """--chart FILE: share per month, one line per detector and per --by domain|tld group."""
+    from synthweb.chart import chart_format, write_chart
+    from synthweb.report import share_report
+
+    groups = [d for d in dims if d in ("domain", "tld")]
+    if set(dims) - {"domain", "tld", "month"}:
+        raise CliError("--chart draws months; --by may add domain or tld")
+    try:
+        chart_format(args.chart)
+        rows = []
+        for detector in detectors:
+            tag = {"detector": f"{detector.name} v{detector.version}"}
+            found = share_report(store, detector, ["month", *groups], method=args.method, fpr_from=args.fpr_from)
+            rows += [{**tag, **r} for r in found]
+        keys = (["detector"] if len(detectors) > 1 else []) + groups
+        path = write_chart(args.chart, rows, keys, f"machine-written share per month, detector {label}")
+    except (OSError, ValueError) as exc:  # a ChartError, or a detector that cannot give shares
+        raise CliError(str(exc)) from exc
+    print(f"chart written to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from synthweb.report import render_table, to_json
+
+    store = open_store(settings_for(args))
+    try:
+        columns, rows = store.query(args.query)
+    except Exception as exc:
+        raise CliError(f"query failed: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    if args.format == "json":
+        print(to_json(records))
+    else:
+        render_table(records, columns)
+    return 0
