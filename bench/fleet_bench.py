@@ -27,8 +27,8 @@ from crawler.testing import (  # noqa: E402
     stable_group_members,
     start_fleet_crawler,
 )
+from schemas.messages import CrawlJob  # noqa: E402
 from stream.broker import KafkaBroker  # noqa: E402
-from stream.messages import CrawlJob  # noqa: E402
 from synthweb.sampleweb import SampleWeb  # noqa: E402
 
 FAST = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02}

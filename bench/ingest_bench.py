@@ -94,8 +94,8 @@ def end_to_end(path: Path, db: str) -> dict:
     clock: dict[str, float] = {}
     original = Pipeline.from_settings.__func__
 
-    def timed_from_settings(cls, settings, stage_classes):
-        pipeline = original(cls, settings, stage_classes)
+    def timed_from_settings(cls, settings, classes=None):
+        pipeline = original(cls, settings, classes)
         pipeline.stages = [Timed(s, clock) for s in pipeline.stages]
         return pipeline
 

@@ -31,14 +31,13 @@ sys.path.insert(0, str(REPO_ROOT))
 
 PEER = """
 import json, sys, time
-from scrapy.utils.misc import load_object
 from stream.samples import sample_pages
 from synthweb.config import load_settings
 from synthweb.pipeline import Pipeline, batched_pages
 
 db, n, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 settings = load_settings({"SYNTHWEB_DB": db, "SYNTHWEB_BATCH_SIZE": batch})
-pipeline = Pipeline.from_settings(settings, [load_object(p) for p in settings.getlist("SYNTHWEB_STAGES")])
+pipeline = Pipeline.from_settings(settings)
 batches = list(batched_pages(sample_pages(n, "bench-embedded", sites=12), batch))
 pipeline.process(batches[0])
 start = time.perf_counter()

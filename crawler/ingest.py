@@ -50,20 +50,14 @@ class KafkaSink:
     """Publishes raw pages to pages.raw (acks=all, keyed by registered domain) for the Faust workers."""
 
     def __init__(self, settings):
-        from kafka import KafkaProducer
+        from schemas.messages import kafka_producer
 
         self.topic = settings.get("SYNTHWEB_TOPIC_PAGES")
-        self.producer = KafkaProducer(
-            bootstrap_servers=settings.get("SYNTHWEB_KAFKA_BOOTSTRAP"),
-            acks="all",
-            max_request_size=settings.getint("SYNTHWEB_MAX_MESSAGE_BYTES"),
-            linger_ms=20,
-            retries=5,
-        )
+        self.producer = kafka_producer(settings, "synthweb-ingest")
 
     def publish(self, pages: list[Page]) -> None:
         from crawler.extract import site_keys
-        from stream.messages import encode_page
+        from schemas.messages import encode_page
 
         futures = []
         for page in pages:
@@ -139,12 +133,11 @@ def ingest_archives(
 
     `max_records` stops after that many records (whole batches), as an interrupted run would.
     """
-    from scrapy.utils.misc import load_object
 
     sink = KafkaSink(settings) if publish else None
     pipeline = None
     if sink is None:
-        pipeline = Pipeline.from_settings(settings, [load_object(p) for p in settings.getlist("SYNTHWEB_STAGES")])
+        pipeline = Pipeline.from_settings(settings)
         store_stage = next((s for s in pipeline.stages if isinstance(s, StoreStage)), None)
         store = store_stage.store if store_stage else Store(settings.get("SYNTHWEB_DB"))
     else:

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from stream.messages import MessageError, encode_dead_letter, encode_page
+from schemas.messages import MessageError, encode_dead_letter, encode_page, kafka_producer
 from synthweb.pipeline import Page
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ class KafkaPagesPipeline:
         settings = crawler.settings
         self.crawler = crawler
         self.stats = crawler.stats
-        self.bootstrap = settings.get("SYNTHWEB_KAFKA_BOOTSTRAP")
         self.topic = settings.get("SYNTHWEB_TOPIC_PAGES")
         self.dead_topic = settings.get("SYNTHWEB_TOPIC_DEAD")
         self.max_bytes = settings.getint("SYNTHWEB_MAX_MESSAGE_BYTES")
@@ -70,19 +69,7 @@ class KafkaPagesPipeline:
         return pipeline
 
     def open_spider(self):
-        from kafka import KafkaProducer
-
-        self.producer = KafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            client_id="synthweb-crawler",
-            acks="all",
-            retries=10,
-            enable_idempotence=True,  # retries never duplicate or reorder a partition's pages
-            compression_type="gzip",
-            linger_ms=20,
-            max_request_size=self.max_bytes,
-            max_block_ms=60_000,
-        )
+        self.producer = kafka_producer(self.crawler.settings, "synthweb-crawler")
 
     def process_item(self, item):
         if not isinstance(item, Page):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils.misc import load_object
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -35,9 +34,7 @@ class StagesPipeline:
     @classmethod
     def from_crawler(cls, crawler):
         settings = crawler.settings
-        stages = [load_object(path) for path in settings.getlist("SYNTHWEB_STAGES")]
-        pipeline = Pipeline.from_settings(settings, stages)
-        return cls(crawler, pipeline, settings.getint("SYNTHWEB_BATCH_SIZE", 64))
+        return cls(crawler, Pipeline.from_settings(settings), settings.getint("SYNTHWEB_BATCH_SIZE", 64))
 
     def open_spider(self):
         self.pool.start()

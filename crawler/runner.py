@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -17,13 +16,9 @@ def load_crawl_settings(overrides: Settings | dict[str, Any] | None = None) -> S
     """Project settings (crawler.settings) with `overrides` applied on top."""
     if isinstance(overrides, Settings):
         return overrides
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
-    from scrapy.utils.project import get_project_settings
+    from synthweb.config import load_settings
 
-    settings = get_project_settings()
-    if overrides:
-        settings.setdict(dict(overrides), priority="cmdline")
-    return settings
+    return load_settings(dict(overrides or {}))
 
 
 class CrawlProgress:

@@ -1,12 +1,13 @@
 """The one settings module of synthweb: Scrapy's settings plus the SYNTHWEB_* ones.
 
 The crawler, the embedded pipeline and the Faust workers all read this module
-(through `scrapy.utils.project.get_project_settings()` or `synthweb.config.load_settings()`),
-so a deployment changes behaviour in one place. Environment variables named like a
-setting (e.g. SYNTHWEB_DB) override it.
+(through `synthweb.config.load_settings()`; Scrapy's own `scrapy crawl` through the add-on below),
+so a deployment changes behaviour in one place. Values here are plain constants: nothing is
+read when the module is imported. An environment variable named like a SYNTHWEB_* setting
+(e.g. SYNTHWEB_DB, SYNTHWEB_BATCH_SIZE) overrides it, converted to the type of the value here, and
+SYNTHWEB_USER_AGENT / SYNTHWEB_LOG_LEVEL set USER_AGENT / LOG_LEVEL: synthweb.config applies them
+when settings are loaded (`load_settings`, and the add-on below for Scrapy's own commands).
 """
-
-import os
 
 BOT_NAME = "synthweb"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -15,9 +16,7 @@ COMMANDS_MODULE = "crawler.commands"  # `scrapy crawl` exits 1 when a spider sto
 
 # --- politeness -------------------------------------------------------------
 # Identify ourselves; operators of crawled sites must be able to reach us.
-USER_AGENT = os.environ.get(
-    "SYNTHWEB_USER_AGENT", "synthweb/0.1 (+https://github.com/synthweb/synthweb; research crawler)"
-)
+USER_AGENT = "synthweb/0.1 (+https://github.com/synthweb/synthweb; research crawler)"
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 32
 CONCURRENT_REQUESTS_PER_DOMAIN = 2
@@ -39,14 +38,15 @@ SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-LOG_LEVEL = os.environ.get("SYNTHWEB_LOG_LEVEL", "WARNING")
+LOG_LEVEL = "WARNING"
 
 # --- synthweb ---------------------------------------------------------------
 # Where results go: chdb:///path (embedded, default) or http(s)://user:pass@host:port/db.
-SYNTHWEB_DB = os.environ.get("SYNTHWEB_DB", "chdb:///./synthweb-data")
-# The default is the detector with the best mean held-out AUROC (detectors/README.md): the lexical +
-# minilm stack. It needs minilm's model.onnx, which scripts/setup.sh builds; "lexical" is ~50x faster on CPU.
-SYNTHWEB_DETECTOR = os.environ.get("SYNTHWEB_DETECTOR", "zeroshot")
+SYNTHWEB_DB = "chdb:///./synthweb-data"
+# The default is the detector with the best mean held-out AUROC (detectors/README.md): the zero-shot statistics
+# of SmolLM2 and Gemma 3, whose graphs `synthweb detectors build` makes (scripts/setup.sh runs it); "lexical"
+# is ~1000x faster on CPU.
+SYNTHWEB_DETECTOR = "zeroshot"
 SYNTHWEB_BATCH_SIZE = 64  # pages per scoring batch and per ClickHouse insert
 SYNTHWEB_SNAPSHOT = ""  # filled per run; pages of one run share it
 SYNTHWEB_MAX_PAGES_PER_SITE = 200
@@ -58,50 +58,50 @@ SYNTHWEB_MAX_QUERY_VARIANTS = 8
 # The stages that follow fetching, in order; shared by the embedded and Faust paths.
 SYNTHWEB_STAGES = [
     "crawler.extract.ExtractStage",
-    "detectors.stage.ScoreStage",
+    "synthweb.score.ScoreStage",
     "synthweb.store.StoreStage",
 ]
 # Robots.txt Crawl-delay is honoured up to this many seconds (a bigger one would stall a site).
 SYNTHWEB_MAX_CRAWL_DELAY = 60.0
 
 # --- distributed mode (Kafka + Faust) --------------------------------------------
-SYNTHWEB_KAFKA_BOOTSTRAP = os.environ.get("SYNTHWEB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-SYNTHWEB_TOPIC_JOBS = os.environ.get("SYNTHWEB_TOPIC_JOBS", "crawl.jobs")
-SYNTHWEB_TOPIC_PAGES = os.environ.get("SYNTHWEB_TOPIC_PAGES", "pages.raw")
-SYNTHWEB_TOPIC_DEAD = os.environ.get("SYNTHWEB_TOPIC_DEAD", "pages.dead")
-SYNTHWEB_TOPIC_PARTITIONS = int(os.environ.get("SYNTHWEB_TOPIC_PARTITIONS", "6"))
+SYNTHWEB_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+SYNTHWEB_TOPIC_JOBS = "crawl.jobs"
+SYNTHWEB_TOPIC_PAGES = "pages.raw"
+SYNTHWEB_TOPIC_DEAD = "pages.dead"
+SYNTHWEB_TOPIC_PARTITIONS = 6
 # A raw page carries its HTML (up to DOWNLOAD_MAXSIZE); messages may be that big plus envelope.
 SYNTHWEB_MAX_MESSAGE_BYTES = 12 * 1024 * 1024
-SYNTHWEB_CRAWLER_GROUP = os.environ.get("SYNTHWEB_CRAWLER_GROUP", "synthweb-crawlers")
+SYNTHWEB_CRAWLER_GROUP = "synthweb-crawlers"
 # A crawler must finish one site within this long, or its job is handed to another crawler.
-SYNTHWEB_MAX_JOB_SECONDS = int(os.environ.get("SYNTHWEB_MAX_JOB_SECONDS", "1800"))
+SYNTHWEB_MAX_JOB_SECONDS = 1800
 # A crawler that stops heartbeating (killed, hung) for this long leaves the group and its job goes to
 # another crawler; the broker allows 6-1800 s by default (group.min/max.session.timeout.ms).
-SYNTHWEB_CRAWLER_SESSION_SECONDS = float(os.environ.get("SYNTHWEB_CRAWLER_SESSION_SECONDS", "45"))
+SYNTHWEB_CRAWLER_SESSION_SECONDS = 45.0
 # Faust app id = Kafka consumer group of the workers.
-SYNTHWEB_WORKER_GROUP = os.environ.get("SYNTHWEB_WORKER_GROUP", "synthweb-workers")
+SYNTHWEB_WORKER_GROUP = "synthweb-workers"
 # Faust's own state directory (tables live in memory; Faust still keeps a version marker there).
-SYNTHWEB_WORKER_DATADIR = os.environ.get("SYNTHWEB_WORKER_DATADIR", "synthweb-worker-data")
+SYNTHWEB_WORKER_DATADIR = "synthweb-worker-data"
 # pages per take_events batch in the Faust worker (and per ClickHouse insert) ...
-SYNTHWEB_WORKER_BATCH_SIZE = int(os.environ.get("SYNTHWEB_WORKER_BATCH_SIZE", "64"))
-SYNTHWEB_WORKER_BATCH_SECONDS = float(os.environ.get("SYNTHWEB_WORKER_BATCH_SECONDS", "2.0"))  # ... or fewer after this
+SYNTHWEB_WORKER_BATCH_SIZE = 64
+SYNTHWEB_WORKER_BATCH_SECONDS = 2.0  # ... or fewer after this
 # The worker's web server (GET /metrics for Prometheus).
-SYNTHWEB_WORKER_WEB_PORT = int(os.environ.get("SYNTHWEB_WORKER_WEB_PORT", "6066"))
-SYNTHWEB_WORKER_WEB_BIND = os.environ.get("SYNTHWEB_WORKER_WEB_BIND", "0.0.0.0")
+SYNTHWEB_WORKER_WEB_PORT = 6066
+SYNTHWEB_WORKER_WEB_BIND = "0.0.0.0"
 # Seconds without heartbeats before a crashed worker's partitions are handed to the others.
-SYNTHWEB_WORKER_SESSION_TIMEOUT = float(os.environ.get("SYNTHWEB_WORKER_SESSION_TIMEOUT", "30"))
+SYNTHWEB_WORKER_SESSION_TIMEOUT = 30.0
 # Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.
-SYNTHWEB_SCHEDULE = os.environ.get("SYNTHWEB_SCHEDULE", "")
+SYNTHWEB_SCHEDULE = ""
 
 # --- history: archives, Wayback Machine, sitemaps ------------------------------
 # s3:// sources are read over plain HTTPS from public buckets; set an endpoint (https://host)
 # to read s3://bucket/key as <endpoint>/bucket/key instead (a mirror, a local test server).
-SYNTHWEB_S3_ENDPOINT = os.environ.get("SYNTHWEB_S3_ENDPOINT", "")
-SYNTHWEB_WAYBACK_CDX_URL = os.environ.get("SYNTHWEB_WAYBACK_CDX_URL", "https://web.archive.org/cdx/search/cdx")
-SYNTHWEB_WAYBACK_FETCH_URL = os.environ.get("SYNTHWEB_WAYBACK_FETCH_URL", "")  # default: <CDX origin>/web
-SYNTHWEB_WAYBACK_RATE = float(os.environ.get("SYNTHWEB_WAYBACK_RATE", "1.0"))  # requests per second
+SYNTHWEB_S3_ENDPOINT = ""
+SYNTHWEB_WAYBACK_CDX_URL = "https://web.archive.org/cdx/search/cdx"
+SYNTHWEB_WAYBACK_FETCH_URL = ""  # default: <CDX origin>/web
+SYNTHWEB_WAYBACK_RATE = 1.0  # requests per second
 SYNTHWEB_WAYBACK_RETRIES = 4  # on 429, 5xx, timeouts and connection errors
-SYNTHWEB_WAYBACK_BACKOFF = float(os.environ.get("SYNTHWEB_WAYBACK_BACKOFF", "2.0"))  # seconds, doubled per retry
+SYNTHWEB_WAYBACK_BACKOFF = 2.0  # seconds, doubled per retry
 # Sitemaps (robots.txt Sitemap: lines, else /sitemap.xml): lastmod dates pages that carry none.
 SYNTHWEB_SITEMAPS = True
 SYNTHWEB_MAX_SITEMAPS_PER_SITE = 20
@@ -120,3 +120,5 @@ EXTENSIONS = {
     "crawler.middlewares.CrawlDelayAutoThrottle": 0,
 }
 ITEM_PIPELINES = {"crawler.pipelines.StagesPipeline": 300}
+# The SYNTHWEB_* environment overrides, for `scrapy crawl` too (load_settings applies them itself).
+ADDONS = {"synthweb.config.EnvironmentOverrides": 0}

@@ -158,7 +158,7 @@ def publish_jobs(bootstrap: str, topic: str, jobs: list, spread: bool = True) ->
     """Publish CrawlJobs keyed by domain; `spread` puts job i on partition i (mod partitions)."""
     from kafka import KafkaProducer
 
-    from stream.messages import encode_job
+    from schemas.messages import encode_job
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
@@ -189,7 +189,7 @@ def read_pages(
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    from stream.messages import validator
+    from schemas.messages import validator
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:

@@ -208,7 +208,6 @@ def _already_stored(store, snapshot: str, urls: list[str]) -> set[str]:
 
 def backfill(domains: list[str], years, per_year: int, settings, show_progress: bool = True) -> dict[str, Any]:
     """Fetch and store up to `per_year` captures per domain and year; return counts and failures."""
-    from scrapy.utils.misc import load_object
 
     from synthweb.store import Store, StoreStage
 
@@ -221,7 +220,7 @@ def backfill(domains: list[str], years, per_year: int, settings, show_progress: 
         timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 30),
         user_agent=settings.get("USER_AGENT"),
     )
-    pipeline = Pipeline.from_settings(settings, [load_object(p) for p in settings.getlist("SYNTHWEB_STAGES")])
+    pipeline = Pipeline.from_settings(settings)
     store = next((s.store for s in pipeline.stages if isinstance(s, StoreStage)), None) or Store(
         settings.get("SYNTHWEB_DB")
     )

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.calibration import BINS, MEASURED_METHOD_KEYS, bin_index
 from detectors.data import Record, load_records, split_groups
 from detectors.metrics import auroc, tpr_at_fpr
 from detectors.runtime import preprocess
-from synthweb.estimate import MEASURED_METHOD_KEYS, bin_index
 
 SEED = 0
-BINS = 50
 DEFAULT_OUT = Path(__file__).resolve().parent / "shipped" / "lexical"
 # Explicit ASCII token pattern: the ONNX Tokenizer cannot reproduce sklearn's default \w\w+.
 TOKEN_PATTERN = r"[a-zA-Z0-9_]+"

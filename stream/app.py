@@ -22,7 +22,7 @@ from datetime import UTC
 
 import faust
 
-from stream.messages import encode_dead_letter
+from schemas.messages import encode_dead_letter
 from stream.metrics import WorkerMetrics
 from stream.snapshots import load_schedule, publish_snapshot
 from stream.topics import bootstrap_servers, ensure_topics
@@ -227,4 +227,9 @@ def _schedule_snapshot(app: faust.App, settings, entry) -> None:
     app.synthweb_snapshots[entry.name] = publish
 
 
-app = create_app()
+def __getattr__(name: str):
+    """`stream.app.app`, the app `faust -A stream.app` runs: built from the settings on first use, not on import."""
+    if name == "app":
+        globals()["app"] = app = create_app()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from stream.messages import encode_page
+from schemas.messages import encode_page
 from synthweb.pipeline import Page
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stream.messages import CrawlJob, encode_job
+from schemas.messages import CrawlJob, encode_job
 from stream.topics import KafkaUnavailable, bootstrap_servers, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -69,20 +69,14 @@ def publish_snapshot(seeds: list[str], name: str | None = None, settings=None) -
 
 
 def _produce(settings, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
-    from kafka import KafkaProducer
     from kafka.errors import KafkaError
+
+    from schemas.messages import kafka_producer
 
     servers = bootstrap_servers(settings)
     try:
-        producer = KafkaProducer(
-            bootstrap_servers=servers,
-            acks="all",
-            retries=5,
-            enable_idempotence=True,
-            linger_ms=5,
-            request_timeout_ms=15_000,
-            max_block_ms=15_000,
-            client_id="synthweb-snapshot",
+        producer = kafka_producer(
+            settings, "synthweb-snapshot", linger_ms=5, request_timeout_ms=15_000, max_block_ms=15_000
         )
     except KafkaError as exc:
         raise KafkaUnavailable(f"cannot reach Kafka at {','.join(servers)}: {type(exc).__name__}: {exc}") from exc

@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from stream.messages import MessageError, decode_page
+from schemas.messages import MessageError, decode_page
 from synthweb.pipeline import Page, Pipeline
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,7 @@ class BatchProcessor:
 
     @classmethod
     def from_settings(cls, settings) -> BatchProcessor:
-        from scrapy.utils.misc import load_object
-
-        stages = [load_object(path) for path in settings.getlist("SYNTHWEB_STAGES")]
-        return cls(Pipeline.from_settings(settings, stages))
+        return cls(Pipeline.from_settings(settings))
 
     def forget_offsets(self) -> None:
         """Drop cached high-water marks (after a rebalance another worker may have stored more)."""

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from detectors import calibration
+from detectors.calibration import histogram
 from synthweb import quantify
 
 METHODS = quantify.METHODS
@@ -46,81 +48,10 @@ class Estimate:
 RECENTRED = frozenset({"em", "hdy"})
 
 
-# Estimation methods measured for a detector and named in its calibration.json (bench/estimation_mixtures.py).
-MEASURED_METHOD_KEYS = ("method", "control_method")
+class Calibration(calibration.Calibration):
+    """A detector's calibration as the estimator reads it: the methods it names must be the estimator's."""
 
-
-@dataclass(frozen=True)
-class Calibration:
-    """A detector's validation histograms and its decision threshold (a bin edge).
-
-    `effective_human` / `effective_machine` are the histograms' worth in independent texts where the
-    validation texts come in clusters (detectors.train.calibrate); None means every text counts.
-    """
-
-    bins: int
-    hist_human: np.ndarray
-    hist_machine: np.ndarray
-    threshold: float
-    effective_human: float | None = None
-    effective_machine: float | None = None
-    method: str | None = None  # the estimator measured best for this detector (bench/estimation_mixtures.py)
-    control_method: str | None = None  # the one measured best when a pre-LLM control is the human reference
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Calibration:
-        optional = {k: float(data[k]) for k in ("effective_human", "effective_machine") if data.get(k)}
-        for key in MEASURED_METHOD_KEYS:
-            if data.get(key):
-                if data[key] not in METHODS:
-                    raise ValueError(f"calibration names unknown {key} {data[key]!r}")
-                optional[key] = data[key]
-        return cls(
-            bins=int(data["bins"]),
-            hist_human=np.asarray(data["hist_human"], dtype=float),
-            hist_machine=np.asarray(data["hist_machine"], dtype=float),
-            threshold=float(data["threshold"]),
-            **optional,
-        )
-
-    @property
-    def n_human(self) -> float:
-        """Independent texts behind the human histogram (its sum unless clustered)."""
-        return self.effective_human or float(self.hist_human.sum())
-
-    @property
-    def n_machine(self) -> float:
-        return self.effective_machine or float(self.hist_machine.sum())
-
-    @property
-    def threshold_bin(self) -> int:
-        return int(round(self.threshold * self.bins))
-
-    def rates(self) -> tuple[int, int, int, int]:
-        """(machine positives, machine total, human positives, human total) at the threshold."""
-        k = self.threshold_bin
-        return (
-            int(self.hist_machine[k:].sum()),
-            int(self.hist_machine.sum()),
-            int(self.hist_human[k:].sum()),
-            int(self.hist_human.sum()),
-        )
-
-
-def bin_index(scores, bins: int) -> np.ndarray:
-    """The bin of each score: min(floor(p * bins), bins - 1).
-
-    Scores are rounded to float32 first and an epsilon of 1e-4 absorbs float32 error, exactly as
-    the `page_stats` view bins the Float32 scores it stores, so calibration, files and the store
-    agree on scores that sit on an edge.
-    """
-    scores = np.asarray(scores, dtype=np.float32).astype(np.float64)
-    return np.clip(np.floor(scores * bins + 1e-4).astype(int), 0, bins - 1)
-
-
-def histogram(scores, bins: int) -> np.ndarray:
-    """Counts of scores per bin (`bin_index`)."""
-    return np.bincount(bin_index(scores, bins), minlength=bins)
+    known_methods = METHODS
 
 
 def estimate_histogram(

@@ -92,6 +92,20 @@ def check_requirements(stage_cls: type[Stage]) -> None:
             raise ImportError(f"stage {stage_cls.name!r} needs the Python package {module!r}")
 
 
+# Stage paths of earlier releases, still accepted in SYNTHWEB_STAGES (the detectors library holds no stage now).
+MOVED_STAGES = {"detectors.stage.ScoreStage": "synthweb.score.ScoreStage"}
+
+
+def stage_classes(settings) -> list[type[Stage]]:
+    """The SYNTHWEB_STAGES classes, in order (dotted paths, as Scrapy's ITEM_PIPELINES)."""
+    from scrapy.utils.misc import load_object
+
+    paths = settings.getlist("SYNTHWEB_STAGES")
+    for old in set(paths) & set(MOVED_STAGES):
+        log.warning("SYNTHWEB_STAGES: %s is now %s", old, MOVED_STAGES[old])
+    return [load_object(MOVED_STAGES.get(path, path)) for path in paths]
+
+
 class Pipeline:
     """Stages composed as a plain list; `process` runs one batch through all of them."""
 
@@ -99,9 +113,10 @@ class Pipeline:
         self.stages = stages
 
     @classmethod
-    def from_settings(cls, settings, stage_classes: list[type[Stage]]) -> Pipeline:
+    def from_settings(cls, settings, classes: list[type[Stage]] | None = None) -> Pipeline:
+        """The configured stages (`classes`, default SYNTHWEB_STAGES), without those NotConfigured switches off."""
         stages = []
-        for stage_cls in stage_classes:
+        for stage_cls in stage_classes(settings) if classes is None else classes:
             check_requirements(stage_cls)
             try:
                 stages.append(stage_cls.from_settings(settings))

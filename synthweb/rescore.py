@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from detectors.stage import ScoreStage
 from synthweb.pipeline import Page, Pipeline
+from synthweb.score import ScoreStage
 from synthweb.store import PAGE_COLUMNS, Store, StoreStage
 
 HASH = PAGE_COLUMNS.index("content_hash")  # rows are keyed by (snapshot, url, content_hash)

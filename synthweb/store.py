@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from detectors.calibration import BINS
 from synthweb.estimate import DEFAULT_METHOD, Calibration
 from synthweb.pipeline import Page, Stage
 from synthweb.quantify import mean_score
@@ -21,7 +22,6 @@ from synthweb.quantify import mean_score
 log = logging.getLogger(__name__)
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse"
-BINS = 50  # score bins of page_stats: must match the Resample range in schemas/clickhouse/003_page_stats.sql
 
 PAGE_COLUMNS = [
     "snapshot", "url", "host", "domain", "tld", "lang", "published", "date_source", "fetched_at",

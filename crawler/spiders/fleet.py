@@ -23,7 +23,7 @@ from twisted.internet import task
 from crawler.kafka_pipeline import JobDelivery, job_finished, job_rejected
 from crawler.spiders.site import SiteSpider, site_of
 from crawler.traps import TrapGuard
-from stream.messages import CrawlJob, MessageError, decode_job
+from schemas.messages import CrawlJob, MessageError, decode_job
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import sys
 
 from synthweb.cli import crawl, detectors, files, history, query, stream
 from synthweb.cli.common import CliError
+from synthweb.config import SettingsError
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except CliError as exc:
+    except (CliError, SettingsError) as exc:
         print(f"synthweb: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

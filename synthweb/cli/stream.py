@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from synthweb.cli.common import CliError, db_option, settings_for
@@ -25,20 +24,19 @@ def register(sub) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     from synthweb.store import StoreError, normalize_dsn
 
-    # stream.app reads the settings when imported: the store DSN goes in through the environment.
-    if args.db:
-        os.environ["SYNTHWEB_DB"] = args.db
+    settings = settings_for(args)
     try:
-        normalize_dsn(settings_for(args).get("SYNTHWEB_DB"))
+        normalize_dsn(settings.get("SYNTHWEB_DB"))
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     from stream.snapshots import ScheduleError
     from stream.topics import KafkaUnavailable, ensure_topics
 
     try:
-        from stream.app import app
+        from stream.app import create_app
 
-        ensure_topics(settings_for(args))  # a broker that is down is one line here, not a traceback later
+        app = create_app(settings)
+        ensure_topics(settings)  # a broker that is down is one line here, not a traceback later
     except (ScheduleError, KafkaUnavailable) as exc:
         raise CliError(str(exc)) from exc
     sys.argv = ["synthweb worker", "worker", "--loglevel", args.loglevel]

@@ -24,7 +24,7 @@ from crawler.testing import (
     start_fleet_crawler,
     wait_until,
 )
-from stream.messages import CrawlJob, decode_dead_letter
+from schemas.messages import CrawlJob, decode_dead_letter
 from synthweb.sampleweb import Article, SampleWeb, Site
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -9,8 +9,8 @@ import pytest
 
 from detectors.metrics import auroc, tpr_at_fpr
 from detectors.runtime import SHIPPED, DetectorError, load_detector
-from detectors.stage import ScoreStage
 from synthweb.pipeline import NotConfigured, Page
+from synthweb.score import ScoreStage
 
 HUMAN = (
     "I remember the summer my grandfather sold the farm. He never said much about it, but he "

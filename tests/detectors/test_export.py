@@ -18,11 +18,11 @@ from tiny_lm import (
 )
 
 from detectors.export import export_checkpoint
-from synthweb.cli import main
 from detectors.onnx_gpt2 import export_gpt2
 from detectors.onnx_llama import export_llama
 from detectors.onnx_lm import read_config, read_weights
 from detectors.runtime import DetectorError, load_detector
+from synthweb.cli import main
 
 
 @pytest.fixture(scope="module")

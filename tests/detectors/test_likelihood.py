@@ -12,8 +12,8 @@ from detectors.calibrate import calibrate_detector, fit_logistic
 from detectors.export import export_checkpoint
 from detectors.onnx_lm import read_config, read_weights
 from detectors.runtime import SHIPPED, Detector, DetectorError, load_detector
-from detectors.stage import ScoreStage
 from synthweb.pipeline import Page
+from synthweb.score import ScoreStage
 
 EDGE_TEXTS = ["", "a", "Hi", "word " * 400, "Ünïcödé – “quotes” and emoji 🙂 survive byte-level BPE."]
 

@@ -104,7 +104,8 @@ def _code_files() -> Iterator[Path]:
 
 
 def env_vars_read() -> set[str]:
-    """Names read from the environment by project code: os.environ.get/[]/setdefault and os.getenv literals."""
+    """Names read from the environment by project code: os.environ.get/[]/setdefault and os.getenv literals,
+    and the settings synthweb.config overrides from the environment."""
     names = set()
     for path in _code_files():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -122,6 +123,10 @@ def env_vars_read() -> set[str]:
                 key = node.slice.value
             if isinstance(key, str):
                 names.add(key)
+    # synthweb.config applies SYNTHWEB_* variables to the settings of those names, and its aliases
+    from synthweb.config import ALIASES
+
+    names |= {name for name in settings_defaults() if name.startswith("SYNTHWEB_")} | set(ALIASES)
     return names
 
 
@@ -135,12 +140,14 @@ def _is_os_environ(node: ast.AST) -> bool:
 
 
 def settings_defaults() -> dict[str, object]:
-    """Module-level settings of crawler/settings.py with their defaults (the env fallback for env-read ones)."""
+    """Module-level settings of crawler/settings.py with their defaults; numbers as the environment spells them."""
     values: dict[str, object] = {}
     tree = ast.parse((REPO / "crawler" / "settings.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            values[node.targets[0].id] = _default_of(node.value)
+            value = _default_of(node.value)
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            values[node.targets[0].id] = str(value) if is_number else value
     return values
 
 

@@ -128,7 +128,7 @@ def test_faust_app_named_in_the_deployment_exists():
 
 
 def test_faust_checker_catches_a_missing_app():
-    assert faust_app_errors(["-A", "stream.messages", "worker"]) == []
+    assert faust_app_errors(["-A", "schemas.messages", "worker"]) == []
     assert faust_app_errors(["-A", "stream.no_such_app", "worker"])
     assert faust_app_errors(["worker"])
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from stream.messages import decode_page
+from schemas.messages import decode_page
 from stream.samples import sample_messages
 from stream.testing import REPO_ROOT
 from stream.worker import BatchProcessor, RawMessage
@@ -13,7 +13,7 @@ from synthweb.pipeline import Pipeline, Stage
 SCRIPT = """
 import json, sys
 from synthweb.config import load_settings
-from stream.messages import decode_page, encode_page
+from schemas.messages import decode_page, encode_page
 from stream.samples import sample_messages
 from stream.worker import BatchProcessor, RawMessage
 

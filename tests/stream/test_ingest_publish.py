@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from crawler.testing import write_warc
-from stream.messages import decode_page
+from schemas.messages import decode_page
 from tests.crawler.test_warc import archive_records, synthweb
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from stream.messages import decode_job
+from schemas.messages import decode_job
 from stream.snapshots import ScheduleError, jobs_for, load_schedule, publish_snapshot, snapshot_id
 from stream.testing import REPO_ROOT, read_topic, worker_env
 from synthweb.config import load_settings

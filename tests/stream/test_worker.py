@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from stream.messages import decode_dead_letter, decode_page, encode_page
+from schemas.messages import decode_dead_letter, decode_page, encode_page
 from stream.samples import sample_messages
 from stream.testing import WorkerProcess, end_offsets, produce, read_topic, store_query, worker_env
 

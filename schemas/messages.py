@@ -17,8 +17,30 @@ from pathlib import Path
 
 from synthweb.pipeline import Page
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "kafka"
+SCHEMA_DIR = Path(__file__).resolve().parent / "kafka"
 RAW_PAGE_FIELDS = ("url", "snapshot", "status", "content_type", "html", "skip", "skip_detail")
+
+
+def kafka_producer(settings, client_id: str, **overrides):
+    """The KafkaProducer every synthweb producer uses: acks=all, idempotent (a retry never duplicates or
+    reorders a partition's messages), gzip, messages up to SYNTHWEB_MAX_MESSAGE_BYTES; `overrides` tune
+    timeouts. kafka-python's own errors (e.g. NoBrokersAvailable) propagate."""
+    from kafka import KafkaProducer
+
+    value = settings.get("SYNTHWEB_KAFKA_BOOTSTRAP")
+    servers = value if isinstance(value, list | tuple) else str(value or "").split(",")
+    config = {
+        "bootstrap_servers": [s.strip() for s in servers if s.strip()],
+        "client_id": client_id,
+        "acks": "all",
+        "retries": 10,
+        "enable_idempotence": True,
+        "compression_type": "gzip",
+        "linger_ms": 20,
+        "max_request_size": settings.getint("SYNTHWEB_MAX_MESSAGE_BYTES"),
+        "max_block_ms": 60_000,
+    }
+    return KafkaProducer(**(config | overrides))
 
 
 class MessageError(ValueError):

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stream.messages import (
+from schemas.messages import (
     CrawlJob,
     MessageError,
     decode_dead_letter,
