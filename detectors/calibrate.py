@@ -15,36 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors import evaluation
 from detectors.metrics import auroc
 from detectors.runtime import Detector, DetectorError, _load, resolve
 from detectors.train import calibrate
 
-LABELS = {"human": 0, "machine": 1, 0: 0, 1: 1, "0": 0, "1": 1}
-
 
 def read_labelled(path: Path) -> tuple[list[str], np.ndarray]:
-    """Texts and 0/1 labels from JSON lines; a bad line is a clear error naming it."""
-    texts, labels = [], []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DetectorError(f"cannot read {path}: {exc}") from exc
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            text, label = record["text"], LABELS[record["label"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DetectorError(f"{path}:{n}: need a JSON object with text and label human|machine ({exc!r})") from exc
-        if not isinstance(text, str):
-            raise DetectorError(f"{path}:{n}: text is not a string")
-        texts.append(text)
-        labels.append(label)
-    y = np.array(labels, dtype=int)
-    if len(y) == 0 or y.min() == y.max():
-        raise DetectorError(f"{path}: calibration needs both human and machine texts")
-    return texts, y
+    """Texts and 0/1 labels of a labelled JSON-lines file (detectors.evaluation.read_labelled)."""
+    records = evaluation.read_labelled(path)
+    return [r["text"] for r in records], np.array([r["label"] for r in records], dtype=int)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-4, iters: int = 100) -> tuple[float, float]:

@@ -22,7 +22,7 @@ import numpy as np
 from detectors.metrics import auroc, tpr_at_fpr
 
 FLOORS = Path(__file__).resolve().parent / "floors.json"
-LABELS = {"human": 0, "machine": 1, 0: 0, 1: 1}
+LABELS = {"human": 0, "machine": 1, 0: 0, 1: 1, "0": 0, "1": 1}
 LENGTH_BUCKETS = ((0, 100, "<100"), (100, 250, "100-250"), (250, None, "250+"))
 FLOOR_MARGIN = 0.02  # floors sit this far below the measured value: room for float noise, none for a regression
 GATED_METRICS = ("auroc", "tpr@5%fpr")
@@ -34,6 +34,41 @@ def parse_label(value) -> int:
     if key not in LABELS or isinstance(key, bool):
         raise ValueError(f"label must be 'human' or 'machine', not {value!r}")
     return LABELS[key]
+
+
+def read_labelled(path: str | Path) -> list[dict]:
+    """The records of a labelled JSON-lines file ("-": stdin): each a JSON object with a string `text` and a
+    `label` (human|machine, any case, or 0|1), turned into 0|1; other fields (domain, generator) are kept.
+
+    The one reader of labelled data (`synthweb detectors eval`, `synthweb detectors calibrate`); a bad line,
+    or a file without both labels, is a DetectorError naming the file (and line).
+    """
+    import sys
+
+    from detectors.runtime import DetectorError
+
+    try:
+        lines = sys.stdin.read().splitlines() if str(path) == "-" else Path(path).read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise DetectorError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DetectorError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise DetectorError(f"{path}:{number}: expected a JSON object with a string field 'text'")
+        try:
+            record["label"] = parse_label(record.get("label"))
+        except ValueError as exc:
+            raise DetectorError(f"{path}:{number}: {exc}") from exc
+        records.append(record)
+    if {r["label"] for r in records} != {0, 1}:
+        raise DetectorError(f"{path}: need both human and machine texts, found {len(records)} records of one label")
+    return records
 
 
 def length_bucket(text: str) -> str:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from synthweb.cli.common import CliError, load_detector, read_jsonl, settings_for
+from synthweb.cli.common import CliError, load_detector, settings_for
 
 SUBCOMMANDS: list[Callable] = []
 
@@ -81,23 +81,14 @@ def _eval(sub) -> None:
         help=f"detector name or directory (env SYNTHWEB_DETECTOR, default: {settings.SYNTHWEB_DETECTOR})",
     )  # fmt: skip
     p.add_argument("--format", choices=["table", "json"], default="table")
-    p.set_defaults(run=cmd_eval)
+    p.set_defaults(run=one_line_errors(cmd_eval))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from detectors.evaluation import evaluate, parse_label
+    from detectors.evaluation import evaluate, read_labelled
 
     detector = load_detector(settings_for(args))
-    records = []
-    for number, record in read_jsonl(args.file):
-        try:
-            record["label"] = parse_label(record.get("label"))
-        except ValueError as exc:
-            raise CliError(f"{args.file}:{number}: {exc}") from exc
-        records.append(record)
-    labels = {r["label"] for r in records}
-    if labels != {0, 1}:
-        raise CliError(f"{args.file}: need both human and machine texts, found {len(records)} records of one label")
+    records = read_labelled(args.file)
     rows = evaluate(records, detector.score([r["text"] for r in records]))
     if args.format == "json":
         print(json.dumps({"detector": detector.name, "version": detector.version, "slices": rows}, indent=2))
