@@ -2,7 +2,7 @@
 
 python bench/fleet_bench.py [--crawlers 1,2] [--repeat 2] [--fast]
 
-Starts a real broker (stream.broker) and the sample web, then per run: fresh topics, N `synthweb crawler`
+Starts a real broker (tests.support.broker) and the sample web, then per run: fresh topics, N `synthweb crawler`
 processes in one group (waited for until the group is Stable), one crawl job per site, and the clock runs
 from publishing the jobs to the last page's Kafka timestamp. Default politeness unless --fast (the test
 suite's DOWNLOAD_DELAY 0.02). The blog site's robots.txt has Crawl-delay 0.2 s, a floor for its job.
@@ -18,7 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crawler.testing import (  # noqa: E402
+from schemas.messages import CrawlJob  # noqa: E402
+from synthweb.sampleweb import SampleWeb  # noqa: E402
+from tests.support.broker import KafkaBroker  # noqa: E402
+from tests.support.crawl import (  # noqa: E402
     FleetTopics,
     crawler_summary,
     group_lag,
@@ -27,9 +30,6 @@ from crawler.testing import (  # noqa: E402
     stable_group_members,
     start_fleet_crawler,
 )
-from schemas.messages import CrawlJob  # noqa: E402
-from stream.broker import KafkaBroker  # noqa: E402
-from synthweb.sampleweb import SampleWeb  # noqa: E402
 
 FAST = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02}
 

@@ -24,8 +24,8 @@ os.environ.setdefault("SYNTHWEB_ORT_PROVIDERS", "CPUExecutionProvider")
 
 
 def generate(path: Path, records: int, wet: bool) -> Path:
-    from crawler.testing import write_warc
     from synthweb.sampleweb import build_sites
+    from tests.support.crawl import write_warc
 
     articles = [a for site in build_sites() for a in site.articles]
     specs = []

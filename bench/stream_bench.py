@@ -65,9 +65,9 @@ def run_embedded(n: int, batch: int, workdir: Path) -> dict:
 
 
 def run_stream(n: int, batch: int, partitions: int, workdir: Path) -> dict:
-    from stream.broker import KafkaBroker
     from stream.samples import sample_messages
-    from stream.testing import WorkerProcess, end_offsets, produce, store_query, worker_env
+    from tests.support.broker import KafkaBroker
+    from tests.support.stream import WorkerProcess, end_offsets, produce, store_query, worker_env
 
     with KafkaBroker(fetch_missing=True) as broker:
         env = worker_env(

@@ -52,7 +52,7 @@ def sample_web():
 @pytest.fixture(scope="session")
 def kafka():
     """One real single-node KRaft broker on 127.0.0.1 for the whole session (jars fetched with Maven if missing)."""
-    from stream.broker import KafkaBroker, fetch_libs, have_libs, java_executable
+    from tests.support.broker import KafkaBroker, fetch_libs, have_libs, java_executable
 
     if java_executable() is None:
         pytest.skip("java not found: the kafka tests need a JDK/JRE 17+ on PATH (or JAVA_HOME)")
@@ -71,7 +71,7 @@ def embedded_urls(sample_web):
     from collections import defaultdict
     from urllib.parse import urlsplit
 
-    from crawler.testing import crawl_in_subprocess
+    from tests.support.crawl import crawl_in_subprocess
 
     _, pages = crawl_in_subprocess(sample_web.seeds, {**FAST_CRAWL, "SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True})
     by_site = defaultdict(set)

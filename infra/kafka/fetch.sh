@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the Apache Kafka broker jars pinned in infra/kafka/pom.xml from Maven Central into infra/kafka/target/libs
-# (stream/broker.py runs them). Idempotent: does nothing when the jars for this exact pom are already there.
+# (tests/support/broker.py runs them). Idempotent: does nothing when the jars for this exact pom are already there.
 # Needs java and mvn. Prints the jar directory on its last line (stdout); progress goes to stderr.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -5,7 +5,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from crawler.testing import crawl_in_subprocess
 from synthweb.sampleweb import (
     LATIN1_WORDS,
     UNDATED_LASTMOD,
@@ -15,6 +14,7 @@ from synthweb.sampleweb import (
     build_sites,
     load_texts,
 )
+from tests.support.crawl import crawl_in_subprocess
 
 pytestmark = pytest.mark.slow
 

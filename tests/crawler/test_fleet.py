@@ -12,7 +12,9 @@ import pytest
 from kafka import KafkaProducer
 
 from crawler.spiders.site import site_of
-from crawler.testing import (
+from schemas.messages import CrawlJob, decode_dead_letter
+from synthweb.sampleweb import Article, SampleWeb, Site
+from tests.support.crawl import (
     REPO,
     FleetTopics,
     crawler_summary,
@@ -24,8 +26,6 @@ from crawler.testing import (
     start_fleet_crawler,
     wait_until,
 )
-from schemas.messages import CrawlJob, decode_dead_letter
-from synthweb.sampleweb import Article, SampleWeb, Site
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

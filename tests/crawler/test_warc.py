@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from crawler.testing import write_warc
 from crawler.warc import OpenSource, default_snapshot, https_url, read_records, source_key
 from synthweb.sampleweb import article_html, build_sites
+from tests.support.crawl import write_warc
 
 CAPTURED = "2023-06-07T08:09:10Z"
 

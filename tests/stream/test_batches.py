@@ -6,9 +6,9 @@ import sys
 
 from schemas.messages import decode_page
 from stream.samples import sample_messages
-from stream.testing import REPO_ROOT
 from stream.worker import BatchProcessor, RawMessage
 from synthweb.pipeline import Pipeline, Stage
+from tests.support.stream import REPO_ROOT
 
 SCRIPT = """
 import json, sys

@@ -101,7 +101,7 @@ def test_group_redelivers_uncommitted(kafka):
 
 
 def test_missing_jars_fail_clearly(tmp_path):
-    from stream.broker import KafkaBroker, KafkaBrokerError, java_executable
+    from tests.support.broker import KafkaBroker, KafkaBrokerError, java_executable
 
     if java_executable() is None:
         pytest.skip("java not found")

@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from crawler.testing import REPO, FleetTopics, group_lag, read_pages, start_fleet_crawler, wait_until
-from stream.testing import WorkerProcess, end_offsets, store_query, worker_env
+from tests.support.crawl import REPO, FleetTopics, group_lag, read_pages, start_fleet_crawler, wait_until
+from tests.support.stream import WorkerProcess, end_offsets, store_query, worker_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

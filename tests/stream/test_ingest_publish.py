@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from crawler.testing import write_warc
 from schemas.messages import decode_page
 from tests.crawler.test_warc import archive_records, synthweb
+from tests.support.crawl import write_warc
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

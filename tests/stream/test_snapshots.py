@@ -9,8 +9,8 @@ import pytest
 
 from schemas.messages import decode_job
 from stream.snapshots import ScheduleError, jobs_for, load_schedule, publish_snapshot, snapshot_id
-from stream.testing import REPO_ROOT, read_topic, worker_env
 from synthweb.config import load_settings
+from tests.support.stream import REPO_ROOT, read_topic, worker_env
 
 SEEDS = """\
 # two sites, one of them with two seeds

@@ -12,7 +12,7 @@ import pytest
 
 from schemas.messages import decode_dead_letter, decode_page, encode_page
 from stream.samples import sample_messages
-from stream.testing import WorkerProcess, end_offsets, produce, read_topic, store_query, worker_env
+from tests.support.stream import WorkerProcess, end_offsets, produce, read_topic, store_query, worker_env
 
 pytestmark = pytest.mark.kafka
 

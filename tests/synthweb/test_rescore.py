@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from crawler.testing import write_warc
 from detectors.runtime import SHIPPED
 from synthweb.sampleweb import article_html, build_sites
 from tests.crawler.test_warc import sql, synthweb
+from tests.support.crawl import write_warc
 
 pytestmark = pytest.mark.slow
 

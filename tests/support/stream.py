@@ -18,10 +18,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stream.broker import free_port, terminate
 from stream.metrics import parse_metrics
+from tests.support.broker import free_port, terminate
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerError(RuntimeError):

@@ -7,7 +7,7 @@ The broker jars come from Maven Central through ``infra/kafka/fetch.sh`` (pinned
         broker.create_topics(["pages"], partitions=3)
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
 
-``python -m stream.broker`` starts one and prints its bootstrap address until Ctrl-C.
+``python -m tests.support.broker`` starts one and prints its bootstrap address until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO_ROOT / "infra" / "kafka" / "fetch.sh"
 DEFAULT_LIBS = REPO_ROOT / "infra" / "kafka" / "target" / "libs"
 LIBS_ENV = "SYNTHWEB_KAFKA_LIBS"
@@ -447,7 +447,7 @@ def _raise_keyboard_interrupt(*_: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stream.broker", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.broker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=None, help="broker port (default: a free one)")
     parser.add_argument("--topics", nargs="*", default=[], help="topics to create")
     parser.add_argument("--partitions", type=int, default=1, help="partitions per created topic")

@@ -4,7 +4,7 @@ A Twisted reactor cannot restart, so every test crawl runs in its own process:
 
     summary, pages = crawl_in_subprocess(seeds, {"SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True})
 
-Fleet mode (a real broker from stream.broker): `FleetTopics` makes unique topics and a group,
+Fleet mode (a real broker from tests.support.broker): `FleetTopics` makes unique topics and a group,
 `start_fleet_crawler` starts `synthweb crawler` on them, `publish_jobs` and `read_pages` talk to Kafka.
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 
 from synthweb.pipeline import NotConfigured, Page, Stage
 
-REPO = Path(__file__).resolve().parent.parent
-COLLECTOR = "crawler.testing.CollectorStage"
+REPO = Path(__file__).resolve().parents[2]
+COLLECTOR = "tests.support.crawl.CollectorStage"
 
 
 class CollectorStage(Stage):
@@ -66,7 +66,7 @@ def crawl_in_subprocess(
         env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
         proc = subprocess.run(
-            [sys.executable, "-m", "crawler.testing", json.dumps({"seeds": seeds, "settings": overrides})],
+            [sys.executable, "-m", "tests.support.crawl", json.dumps({"seeds": seeds, "settings": overrides})],
             cwd=REPO,
             env=env,
             capture_output=True,
