@@ -1,12 +1,12 @@
 """The one settings module of synthweb: Scrapy's settings plus the SYNTHWEB_* ones.
 
 The crawler, the embedded pipeline and the Faust workers all read this module
-(through `synthweb.config.load_settings()`; Scrapy's own `scrapy crawl` through the add-on below),
+(through `synthweb.config.load_settings()`; `scrapy crawl` through the spiders' `update_settings`),
 so a deployment changes behaviour in one place. Values here are plain constants: nothing is
 read when the module is imported. An environment variable named like a SYNTHWEB_* setting
 (e.g. SYNTHWEB_DB, SYNTHWEB_BATCH_SIZE) overrides it, converted to the type of the value here, and
 SYNTHWEB_USER_AGENT / SYNTHWEB_LOG_LEVEL set USER_AGENT / LOG_LEVEL: synthweb.config applies them
-when settings are loaded (`load_settings`, and the add-on below for Scrapy's own commands).
+when settings are loaded.
 """
 
 BOT_NAME = "synthweb"
@@ -120,5 +120,3 @@ EXTENSIONS = {
     "crawler.middlewares.CrawlDelayAutoThrottle": 0,
 }
 ITEM_PIPELINES = {"crawler.pipelines.StagesPipeline": 300}
-# The SYNTHWEB_* environment overrides, for `scrapy crawl` too (load_settings applies them itself).
-ADDONS = {"synthweb.config.EnvironmentOverrides": 0}

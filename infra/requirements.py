@@ -1,5 +1,8 @@
 """Print the project's runtime dependencies from pyproject.toml, one per line, for `pip install -r`.
 
+A deployment runs distributed mode and draws charts, so the list is `project.dependencies` plus the
+extras in DEPLOYED_EXTRAS.
+
 `--gpu` swaps `onnxruntime` for the pinned `onnxruntime-gpu` of the `gpu` extra. Both distributions install
 the same `onnxruntime` module, so installing both (as `pip install .[gpu]` would) leaves whichever came last;
 the GPU image installs this list and then the project with `--no-deps`.
@@ -16,6 +19,7 @@ import tomllib
 from pathlib import Path
 
 DEFAULT_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+DEPLOYED_EXTRAS = ("stream", "charts")
 
 
 def requirement_name(requirement: str) -> str:
@@ -27,9 +31,10 @@ def requirement_name(requirement: str) -> str:
 
 
 def runtime_requirements(pyproject: Path, gpu: bool = False) -> list[str]:
-    """The `project.dependencies`, with onnxruntime replaced by the `gpu` extra when `gpu`."""
+    """`project.dependencies` and the deployed extras, with onnxruntime replaced by the `gpu` extra when `gpu`."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    requirements = list(project["dependencies"])
+    extras = project.get("optional-dependencies", {})
+    requirements = list(project["dependencies"]) + [r for name in DEPLOYED_EXTRAS for r in extras.get(name, [])]
     if not gpu:
         return requirements
     gpu_extra = project["optional-dependencies"]["gpu"]

@@ -77,10 +77,3 @@ def load_settings(overrides: dict | None = None) -> Settings:
         if value is not None:
             settings.set(name, value, priority="cmdline")
     return settings
-
-
-class EnvironmentOverrides:
-    """Scrapy add-on (crawler/settings.py ADDONS): the same environment overrides for `scrapy crawl ...`."""
-
-    def update_settings(self, settings: Settings) -> None:
-        apply_environment(settings)

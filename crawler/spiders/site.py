@@ -90,6 +90,15 @@ class SiteSpider(SitemapDiscoveryMixin, scrapy.Spider):
 
     name = "site"
 
+    @classmethod
+    def update_settings(cls, settings) -> None:
+        super().update_settings(settings)
+        # `scrapy crawl` builds settings from the module alone; the SYNTHWEB_* environment overrides go in here,
+        # before any component reads them (a Scrapy add-on would run only after the spider is built).
+        from synthweb.config import apply_environment
+
+        apply_environment(settings)
+
     def __init__(self, seeds=None, max_pages_per_site=None, snapshot=None, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if isinstance(seeds, str):

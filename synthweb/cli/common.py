@@ -15,6 +15,21 @@ class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+# The optional packages behind each extra of pyproject.toml, by import name.
+EXTRAS = {"stream": ("kafka", "faust", "prometheus_client", "croniter"), "charts": ("matplotlib",)}
+
+
+def require_extra(extra: str, command: str) -> None:
+    """A one-line CliError when the packages of an optional extra are not installed."""
+    import importlib.util
+
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CliError(
+            f"{command} needs the {extra} extra (missing {', '.join(missing)}): pip install 'synthweb[{extra}]'"
+        )
+
+
 def db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",

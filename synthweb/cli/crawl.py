@@ -7,7 +7,15 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from synthweb.cli.common import CliError, db_option, detector_option, load_detector, open_store, settings_for
+from synthweb.cli.common import (
+    CliError,
+    db_option,
+    detector_option,
+    load_detector,
+    open_store,
+    require_extra,
+    settings_for,
+)
 from synthweb.config import load_settings
 
 
@@ -92,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_crawler(args: argparse.Namespace) -> int:
+    require_extra("stream", "synthweb crawler")
     if args.max_jobs < 0 or args.idle_exit < 0:
         raise CliError("--max-jobs and --idle-exit must not be negative")
     overrides = {}

@@ -6,7 +6,15 @@ import argparse
 import json
 import sys
 
-from synthweb.cli.common import CliError, db_option, detector_option, load_detector, open_store, settings_for
+from synthweb.cli.common import (
+    CliError,
+    db_option,
+    detector_option,
+    load_detector,
+    open_store,
+    require_extra,
+    settings_for,
+)
 
 
 def register(sub) -> None:
@@ -48,6 +56,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise CliError("--max-records must be at least 1")
     if args.batch_size is not None and args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
+    if args.publish:
+        require_extra("stream", "synthweb ingest warc --publish")
     settings = settings_for(args, SYNTHWEB_BATCH_SIZE=args.batch_size)
     if not args.publish:
         load_detector(settings)

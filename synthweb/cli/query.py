@@ -12,6 +12,7 @@ from synthweb.cli.common import (
     load_detector,
     method_option,
     open_store,
+    require_extra,
     settings_for,
 )
 
@@ -109,7 +110,8 @@ def _write_chart(args, store, detectors, dims: list[str], label: str) -> int:
     if set(dims) - {"domain", "tld", "month"}:
         raise CliError("--chart draws months; --by may add domain or tld")
     try:
-        chart_format(args.chart)
+        if chart_format(args.chart) != "html":
+            require_extra("charts", f"a .{chart_format(args.chart)} chart")
         rows = []
         for detector in detectors:
             tag = {"detector": f"{detector.name} v{detector.version}"}

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from synthweb.cli.common import CliError, db_option, settings_for
+from synthweb.cli.common import CliError, db_option, require_extra, settings_for
 
 
 def register(sub) -> None:
@@ -22,6 +22,7 @@ def register(sub) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    require_extra("stream", "synthweb worker")
     from synthweb.store import StoreError, normalize_dsn
 
     settings = settings_for(args)
@@ -45,6 +46,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
+    require_extra("stream", "synthweb snapshot")
     from stream.snapshots import publish_snapshot
     from stream.topics import KafkaUnavailable
     from synthweb.seeds import SeedError
