@@ -10,9 +10,9 @@ is stored again under the same token, which the store deduplicates.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from crawler.warc import (
     source_key,
     text_as_html,
 )
+from synthweb.driver import Batch, Progress, drive
 from synthweb.pipeline import Page, Pipeline
-from synthweb.store import Store, StoreStage
+from synthweb.store import Store, store_of
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class KafkaSink:
         self.topic = settings.get("SYNTHWEB_TOPIC_PAGES")
         self.producer = kafka_producer(settings, "synthweb-ingest")
 
-    def publish(self, pages: list[Page]) -> None:
+    def process(self, pages: list[Page], dedup_token: str | None = None) -> list[Page]:
+        """Publish `pages` and wait for every acknowledgement (the driver's processor protocol)."""
         from crawler.extract import site_keys
         from schemas.messages import encode_page
 
@@ -68,52 +70,10 @@ class KafkaSink:
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # raises when a message was not acknowledged
+        return pages
 
     def close(self) -> None:
         self.producer.close()
-
-
-class IngestProgress:
-    """A rich progress line per source: records read, records/s, pages stored and skipped."""
-
-    def __init__(self, show: bool):
-        self.progress = None
-        if show:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.fields[records]} records, {task.fields[rate]:.0f} records/s"),
-                TextColumn("stored {task.fields[stored]}, skipped {task.fields[skipped]}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-            )
-
-    def __enter__(self):
-        if self.progress:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-
-    def add(self, name: str, total: int | None) -> int | None:
-        if not self.progress:
-            return None
-        label = name if len(name) <= 40 else "…" + name[-39:]
-        return self.progress.add_task(label, total=total, records=0, rate=0.0, stored=0, skipped=0)
-
-    def finish(self, task) -> None:
-        if self.progress and task is not None:
-            total = self.progress.tasks[task].total
-            self.progress.update(task, completed=total if total is not None else 1, total=total or 1)
-
-    def update(self, task, offset: int, **fields) -> None:
-        if self.progress and task is not None:
-            self.progress.update(task, completed=offset, **fields)
 
 
 def _size(source: str) -> int | None:
@@ -133,97 +93,76 @@ def ingest_archives(
 
     `max_records` stops after that many records (whole batches), as an interrupted run would.
     """
-
-    sink = KafkaSink(settings) if publish else None
-    pipeline = None
-    if sink is None:
-        pipeline = Pipeline.from_settings(settings)
-        store_stage = next((s for s in pipeline.stages if isinstance(s, StoreStage)), None)
-        store = store_stage.store if store_stage else Store(settings.get("SYNTHWEB_DB"))
-    else:
-        store = Store(settings.get("SYNTHWEB_DB"))
+    processor = KafkaSink(settings) if publish else Pipeline.from_settings(settings)
+    store = store_of(processor, settings) if not publish else Store(settings.get("SYNTHWEB_DB"))
     store.migrate()
     batch_size = max(1, settings.getint("SYNTHWEB_BATCH_SIZE", 64))
     max_bytes = settings.getint("DOWNLOAD_MAXSIZE", 10 * 1024 * 1024)
-    summary: dict[str, Any] = {"records": 0, "pages": 0, "published": 0, "stored": 0, "ignored": 0}
-    skipped: Counter[str] = Counter()
+    counts = {"records": 0, "ignored": 0}
     failed: dict[str, str] = {}
     resumed: dict[str, int] = {}
+    stopped_early = False
+
+    def batches(progress: Progress):
+        nonlocal stopped_early
+        for source in sources:
+            key = source_key(source)
+            after, seek = store.committed_offset(key)
+            if after >= 0:
+                resumed[source] = after
+            task = progress.task(source, _size(source))
+            try:
+                with OpenSource(
+                    source,
+                    start=seek if after >= 0 else 0,
+                    s3_endpoint=settings.get("SYNTHWEB_S3_ENDPOINT", ""),
+                    timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 60),
+                    user_agent=settings.get("USER_AGENT", ""),
+                ) as opened:
+                    records = read_records(
+                        opened.stream, snapshot or default_snapshot(source), key, base=opened.base, after=after,
+                        max_bytes=max_bytes,
+                    )  # fmt: skip
+                    for batch in record_batches(records, batch_size):
+                        pages = [r.page for r in batch if r.page is not None]
+                        counts["records"] += len(batch)
+                        counts["ignored"] += len(batch) - len(pages)
+                        last = batch[-1]
+                        commit = functools.partial(store.commit_offset, key, last.offset, last.seek, len(batch))
+                        yield Batch(
+                            pages, token=f"{key}@{batch[0].offset}", task=task, position=last.offset,
+                            done=lambda _, commit=commit: commit(),
+                        )  # fmt: skip
+                        if max_records is not None and counts["records"] >= max_records:
+                            break
+            except WarcSourceError as exc:
+                failed[source] = str(exc)  # reported by the caller, with the summary
+            if max_records is not None and counts["records"] >= max_records:
+                stopped_early = True
+                return
+            if source not in failed:
+                progress.finish(task)
+
     started = time.monotonic()
     try:
-        with IngestProgress(show_progress) as progress:
-            for source in sources:
-                key = source_key(source)
-                after, seek = store.committed_offset(key)
-                if after >= 0:
-                    resumed[source] = after
-                task = progress.add(source, _size(source))
-                read = 0
-                source_started = time.monotonic()
-                try:
-                    with OpenSource(
-                        source,
-                        start=seek if after >= 0 else 0,
-                        s3_endpoint=settings.get("SYNTHWEB_S3_ENDPOINT", ""),
-                        timeout=settings.getfloat("DOWNLOAD_TIMEOUT", 60),
-                        user_agent=settings.get("USER_AGENT", ""),
-                    ) as opened:
-                        records = read_records(
-                            opened.stream,
-                            snapshot or default_snapshot(source),
-                            key,
-                            base=opened.base,
-                            after=after,
-                            max_bytes=max_bytes,
-                        )
-                        for batch in record_batches(records, batch_size):
-                            pages = [r.page for r in batch if r.page is not None]
-                            if sink is not None:
-                                sink.publish(pages)
-                                summary["published"] += len(pages)
-                            else:
-                                pages = pipeline.process(pages, dedup_token=f"{key}@{batch[0].offset}")
-                            store.commit_offset(key, batch[-1].offset, batch[-1].seek, len(batch))
-                            read += len(batch)
-                            summary["records"] += len(batch)
-                            summary["pages"] += len(pages)
-                            summary["ignored"] += len(batch) - len(pages)
-                            for page in pages:
-                                if page.skip:
-                                    skipped[page.skip] += 1
-                                elif sink is None:
-                                    summary["stored"] += 1
-                            rate = read / max(1e-6, time.monotonic() - source_started)
-                            progress.update(
-                                task,
-                                batch[-1].offset,
-                                records=read,
-                                rate=rate,
-                                stored=summary["stored"],
-                                skipped=sum(skipped.values()),
-                            )
-                            if max_records is not None and summary["records"] >= max_records:
-                                break
-                except WarcSourceError as exc:
-                    failed[source] = str(exc)  # reported by the caller, with the summary
-                if max_records is not None and summary["records"] >= max_records:
-                    summary["stopped_early"] = True
-                    break
-                if source not in failed:
-                    progress.finish(task)
+        with Progress(show_progress, kept="published" if publish else "stored") as progress:
+            tally = drive(batches(progress), processor, progress)
     finally:
-        if pipeline is not None:
-            pipeline.close()
-        else:
+        processor.close()
+        if publish:
             store.close()
-        if sink is not None:
-            sink.close()
     seconds = time.monotonic() - started
+    summary: dict[str, Any] = {
+        "records": counts["records"], "pages": tally.pages, "published": tally.pages if publish else 0,
+        "stored": 0 if publish else tally.kept, "ignored": counts["ignored"],
+    }  # fmt: skip
+    if stopped_early:
+        summary["stopped_early"] = True
     summary.update(
-        skipped=dict(sorted(skipped.items())),
+        skipped=dict(sorted(tally.skipped.items())),
         failed_sources=failed,
         resumed_after=resumed,
         seconds=round(seconds, 3),
-        records_per_second=round(summary["records"] / seconds, 1) if seconds else 0.0,
+        records_per_second=round(counts["records"] / seconds, 1) if seconds else 0.0,
     )
     return summary

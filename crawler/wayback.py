@@ -19,7 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crawler.warc import HTML_TYPES, decode_body
+from synthweb.driver import Batch, Progress, drive
 from synthweb.pipeline import Page, Pipeline, batched_pages
+from synthweb.store import store_of
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +211,6 @@ def _already_stored(store, snapshot: str, urls: list[str]) -> set[str]:
 def backfill(domains: list[str], years, per_year: int, settings, show_progress: bool = True) -> dict[str, Any]:
     """Fetch and store up to `per_year` captures per domain and year; return counts and failures."""
 
-    from synthweb.store import Store, StoreStage
-
     cdx_url = settings.get("SYNTHWEB_WAYBACK_CDX_URL")
     fetch_base = settings.get("SYNTHWEB_WAYBACK_FETCH_URL") or fetch_base_for(cdx_url)
     client = PoliteClient(
@@ -221,17 +221,15 @@ def backfill(domains: list[str], years, per_year: int, settings, show_progress: 
         user_agent=settings.get("USER_AGENT"),
     )
     pipeline = Pipeline.from_settings(settings)
-    store = next((s.store for s in pipeline.stages if isinstance(s, StoreStage)), None) or Store(
-        settings.get("SYNTHWEB_DB")
-    )
+    store = store_of(pipeline, settings)
     max_bytes = settings.getint("DOWNLOAD_MAXSIZE", 10 * 1024 * 1024)
     batch_size = max(1, settings.getint("SYNTHWEB_BATCH_SIZE", 64))
-    counts = {"captures_listed": 0, "fetched": 0, "stored": 0, "skipped": 0, "already_stored": 0}
+    counts = {"captures_listed": 0, "fetched": 0, "already_stored": 0}
     failures: list[dict[str, str]] = []
     years = list(years)
-    progress = _progress(show_progress, len(domains) * len(years))
-    started = time.monotonic()
-    try:
+
+    def batches(progress: Progress):
+        task = progress.task("wayback domain-years", len(domains) * len(years))
         for domain in domains:
             for year in years:
                 snapshot = f"wayback-{year}"
@@ -239,7 +237,7 @@ def backfill(domains: list[str], years, per_year: int, settings, show_progress: 
                     captures = cdx_captures(client, cdx_url, domain, year, limit=max(50, per_year * 20))
                 except FetchFailed as exc:
                     failures.append({"what": f"CDX {domain} {year}", "reason": exc.reason, "detail": exc.detail})
-                    _advance(progress)
+                    progress.advance(task)
                     continue
                 counts["captures_listed"] += len(captures)
                 chosen = pick(captures, per_year)
@@ -252,32 +250,17 @@ def backfill(domains: list[str], years, per_year: int, settings, show_progress: 
                         if page.skip and page.status == 0:
                             failures.append({"what": page.url, "reason": page.skip, "detail": page.skip_detail})
                     counts["fetched"] += sum(1 for p in batch if p.status)
-                    for page in pipeline.process(batch):
-                        counts["skipped" if page.skip else "stored"] += 1
-                _advance(progress)
+                    yield Batch(batch, task=task)
+                progress.advance(task)
+
+    started = time.monotonic()
+    try:
+        with Progress(show_progress) as progress:
+            tally = drive(batches(progress), pipeline, progress)
     finally:
         pipeline.close()
         client.close()
-        if progress:
-            progress[0].stop()
-    return {**counts, "requests": client.requests, "seconds": round(time.monotonic() - started, 2),
+    return {"captures_listed": counts["captures_listed"], "fetched": counts["fetched"], "stored": tally.kept,
+            "skipped": sum(tally.skipped.values()), "already_stored": counts["already_stored"],
+            "requests": client.requests, "seconds": round(time.monotonic() - started, 2),
             "failures": failures}  # fmt: skip
-
-
-def _progress(show: bool, total: int):
-    if not show:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("wayback domain-years"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )  # fmt: skip
-    progress.start()
-    return progress, progress.add_task("wayback", total=total)
-
-
-def _advance(progress) -> None:
-    if progress:
-        progress[0].advance(progress[1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from synthweb.driver import Batch, Progress, drive
 from synthweb.pipeline import Page, Pipeline
 from synthweb.score import ScoreStage
 from synthweb.store import PAGE_COLUMNS, Store, StoreStage
@@ -55,31 +56,26 @@ def rescore(store: Store, detector, where: str = "", batch_size: int = 64, show_
     columns = ", ".join(f"`{c}`" for c in PAGE_COLUMNS)
     key = "snapshot, url, content_hash"
     sql = _todo_sql(where, columns, f"ORDER BY {key} LIMIT 1 BY {key} LIMIT {ROUND_ROWS}")
-    done = excluded = 0
-    previous: set[tuple] = set()
-    progress = _progress(show_progress, todo, detector)
-    try:
-        while True:
+
+    def batches(progress: Progress):
+        task = progress.task(f"rescore {detector.name} v{detector.version}", todo, per_page=True)
+        previous: set[tuple] = set()
+        while True:  # each round reads what is still missing, so an interrupted rescore resumes
             _, rows = store.query(sql, params)
             if not rows:
-                break
+                return
             keys = {(r[0], r[1], r[HASH]) for r in rows}
             if keys == previous:  # nothing stored last round: do not loop forever
                 raise RescoreError("re-scored rows were not stored; is the store read-only?")
             previous = keys
             for start in range(0, len(rows), batch_size):
                 pages = [_page(dict(zip(PAGE_COLUMNS, row, strict=True))) for row in rows[start : start + batch_size]]
-                token = _token(detector, pages)
-                for page in pipeline.process(pages, dedup_token=token):
-                    done += 1
-                    excluded += bool(page.excluded)
-                if progress:
-                    progress[0].update(progress[1], completed=done)
-    finally:
-        if progress:
-            progress[0].stop()
-    return {"detector": detector.name, "version": detector.version, "pending": todo, "rescored": done,
-            "excluded": excluded}  # fmt: skip
+                yield Batch(pages, token=_token(detector, pages), task=task)
+
+    with Progress(show_progress, kept="rescored") as progress:
+        tally = drive(batches(progress), pipeline, progress)
+    return {"detector": detector.name, "version": detector.version, "pending": todo, "rescored": tally.pages,
+            "excluded": tally.excluded}  # fmt: skip
 
 
 def _page(values: dict[str, Any]) -> Page:
@@ -93,20 +89,3 @@ def _token(detector, pages: list[Page]) -> str:
     for page in pages:
         digest.update(f"{page.snapshot}\0{page.url}\0{page.content_hash}\n".encode())
     return f"rescore:{detector.name}:{detector.version}:{digest.hexdigest()}"
-
-
-def _progress(show: bool, total: int, detector):
-    if not show:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn(f"rescore {detector.name} v{detector.version}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
-    progress.start()
-    return progress, progress.add_task("rescore", total=total)

@@ -288,3 +288,10 @@ class StoreStage(Stage):
 
     def close(self) -> None:
         self.store.close()
+
+
+def store_of(pipeline, settings) -> Store:
+    """The store the pipeline's StoreStage writes to (a source reads offsets and stored URLs from the same
+    connection: one embedded chDB per process), else the SYNTHWEB_DB store."""
+    store = next((s.store for s in pipeline.stages if isinstance(s, StoreStage)), None)
+    return store if store is not None else Store(settings.get("SYNTHWEB_DB"))

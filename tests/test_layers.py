@@ -17,6 +17,7 @@ LAYERS = {
     "detectors": 0,  # the detector library: text in, scores out
     "synthweb.pipeline": 1,  # the core contract: Page, Stage, Pipeline, settings, messages, calibration maths
     "synthweb.config": 1,
+    "synthweb.driver": 1,
     "crawler.settings": 1,
     "schemas": 1,
     "synthweb.quantify": 1,
