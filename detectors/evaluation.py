@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.metrics import auroc, tpr_at_fpr
+from detectors.metrics import score_metrics
 
 FLOORS = Path(__file__).resolve().parent / "floors.json"
 LABELS = {"human": 0, "machine": 1, 0: 0, 1: 1, "0": 0, "1": 1}
@@ -78,11 +78,7 @@ def length_bucket(text: str) -> str:
 
 def _metrics(name: str, labels: np.ndarray, scores: np.ndarray) -> dict:
     row = {"slice": name, "n_human": int((labels == 0).sum()), "n_machine": int((labels == 1).sum())}
-    both = row["n_human"] > 0 and row["n_machine"] > 0
-    row["auroc"] = round(auroc(labels, scores), 4) if both else None
-    row["tpr@1%fpr"] = round(tpr_at_fpr(labels, scores, 0.01), 4) if both else None
-    row["tpr@5%fpr"] = round(tpr_at_fpr(labels, scores, 0.05), 4) if both else None
-    return row
+    return row | score_metrics(labels, scores)
 
 
 def evaluate(records: list[dict], scores) -> list[dict]:

@@ -41,3 +41,15 @@ def tpr_at_fpr(labels, scores, fpr: float = 0.01) -> float:
         return 0.0
     # The lowest feasible threshold flags the most positives.
     return float((pos >= thresholds[feasible[0]]).mean())
+
+
+def score_metrics(labels, scores) -> dict:
+    """AUROC and TPR at 1% / 5% FPR, rounded to 4 places (None without both classes): every table's columns."""
+    y = np.asarray(labels)
+    both = bool((y == 0).any() and (y == 1).any())
+    metrics = {
+        "auroc": auroc,
+        "tpr@1%fpr": lambda a, b: tpr_at_fpr(a, b, 0.01),
+        "tpr@5%fpr": lambda a, b: tpr_at_fpr(a, b, 0.05),
+    }
+    return {key: round(f(y, scores), 4) if both else None for key, f in metrics.items()}

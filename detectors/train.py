@@ -20,7 +20,7 @@ import numpy as np
 
 from detectors.calibration import BINS, MEASURED_METHOD_KEYS, bin_index
 from detectors.data import Record, load_records, split_groups
-from detectors.metrics import auroc, tpr_at_fpr
+from detectors.metrics import auroc, score_metrics, tpr_at_fpr
 from detectors.runtime import preprocess
 
 SEED = 0
@@ -176,9 +176,7 @@ def metrics_row(name: str, n_train: int, y: np.ndarray, scores: np.ndarray) -> d
         "n_train": int(n_train),
         "n_test_human": int((y == 0).sum()),
         "n_test_machine": int((y == 1).sum()),
-        "auroc": round(auroc(y, scores), 4),
-        "tpr@1%fpr": round(tpr_at_fpr(y, scores, 0.01), 4),
-        "tpr@5%fpr": round(tpr_at_fpr(y, scores, 0.05), 4),
+        **score_metrics(y, scores),
     }
 
 
