@@ -72,11 +72,10 @@ class BatchProcessor:
     """
 
     def __init__(self, pipeline: Pipeline, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)):
-        from synthweb.store import StoreStage
+        from synthweb.store import stage_store
 
         self.pipeline = pipeline
-        stores = [s.store for s in pipeline.stages if isinstance(s, StoreStage)]
-        self.store = stores[0] if stores else None
+        self.store = stage_store(pipeline)  # None: the stages store nothing (offsets and duplicates unknown)
         self.retry_delays = retry_delays
         self._hwm: dict[str, int] = {}
 

@@ -290,8 +290,13 @@ class StoreStage(Stage):
         self.store.close()
 
 
+def stage_store(pipeline) -> Store | None:
+    """The store the pipeline's StoreStage writes to, if it has one. Sources read offsets and stored URLs
+    through the same connection (one embedded chDB per process)."""
+    return next((s.store for s in pipeline.stages if isinstance(s, StoreStage)), None)
+
+
 def store_of(pipeline, settings) -> Store:
-    """The store the pipeline's StoreStage writes to (a source reads offsets and stored URLs from the same
-    connection: one embedded chDB per process), else the SYNTHWEB_DB store."""
-    store = next((s.store for s in pipeline.stages if isinstance(s, StoreStage)), None)
+    """`stage_store(pipeline)`, else the SYNTHWEB_DB store."""
+    store = stage_store(pipeline)
     return store if store is not None else Store(settings.get("SYNTHWEB_DB"))
