@@ -12,6 +12,7 @@ from twisted.python.threadpool import ThreadPool
 from synthweb.pipeline import Page, Pipeline
 
 log = logging.getLogger(__name__)
+batch_processed = object()  # Scrapy signal: a batch went through the stages (kwargs: pages)
 
 
 class StagesPipeline:
@@ -61,6 +62,7 @@ class StagesPipeline:
                 self.stats.inc_value(f"synthweb/skipped/{page.skip}")
             else:
                 self.stats.inc_value("synthweb/pages_stored")
+        self.crawler.signals.send_catch_log(batch_processed, pages=pages)
 
     def _failed(self, failure, batch: list[Page]) -> None:
         # A failing stage loses this batch but must not stop the crawl.

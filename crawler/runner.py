@@ -10,6 +10,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from crawler.spiders.site import SiteSpider
+from synthweb.driver import Progress
 
 
 def load_crawl_settings(overrides: Settings | dict[str, Any] | None = None) -> Settings:
@@ -22,16 +23,20 @@ def load_crawl_settings(overrides: Settings | dict[str, Any] | None = None) -> S
 
 
 class CrawlProgress:
-    """Counts driven by Scrapy signals, rendered with rich while the crawl runs."""
+    """The crawl's counts, from Scrapy's signals and stats, drawn while it runs by the one progress display
+    (synthweb.driver.Progress: a line with the pages through the stages, pages/s, stored and skipped)."""
 
     def __init__(self, crawler, show: bool):
+        from crawler.pipelines import batch_processed
+
         self.crawler = crawler
         self.fetched = 0
         self.started = time.monotonic()
-        self.live = None
+        self.display = Progress(show)
+        self.task = None
         crawler.signals.connect(self._response, signal=signals.response_received)
-        crawler.signals.connect(self._refresh, signal=signals.item_scraped)
         if show:
+            crawler.signals.connect(self._batch, signal=batch_processed)
             crawler.signals.connect(self._open, signal=signals.engine_started)
             crawler.signals.connect(self._close, signal=signals.engine_stopped)
 
@@ -39,7 +44,6 @@ class CrawlProgress:
         # Only the spider's own requests count; robots.txt fetches carry no "site".
         if "site" in request.meta:
             self.fetched += 1
-            self._refresh()
 
     def counts(self) -> dict[str, Any]:
         stats = self.crawler.stats.get_stats()
@@ -61,35 +65,17 @@ class CrawlProgress:
             "finish_reason": stats.get("finish_reason", ""),
         }
 
-    def _render(self):
-        from rich.table import Table
-
-        c = self.counts()
-        table = Table(title="synthweb crawl", show_header=False, min_width=40)
-        table.add_row("pages fetched", str(c["pages_fetched"]))
-        table.add_row("stored", str(c["pages_stored"]))
-        skipped = ", ".join(f"{k} {v}" for k, v in c["skipped"].items())
-        table.add_row("skipped", f"{c['pages_skipped']}" + (f" ({skipped})" if skipped else ""))
-        table.add_row("pages/s", f"{c['pages_per_second']:.1f}")
-        return table
-
     def _open(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
         self.started = time.monotonic()
-        self.live = Live(self._render(), console=Console(stderr=True), refresh_per_second=4)
-        self.live.start()
+        self.display.__enter__()
+        self.task = self.display.task("crawl")
 
-    def _refresh(self, *args, **kwargs) -> None:
-        if self.live is not None:
-            self.live.update(self._render())
+    def _batch(self, pages) -> None:
+        self.display.count(self.task, pages)
 
     def _close(self) -> None:
-        if self.live is not None:
-            self.live.update(self._render())
-            self.live.stop()
-            self.live = None
+        self.display.finish(self.task)
+        self.display.__exit__(None, None, None)
 
 
 def run_crawl(

@@ -25,6 +25,8 @@ SIGNS = {
     "mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1,
     "top1_rate": 1, "top10_rate": 1, "z_q10": 1, "z_below2": -1,
 }  # fmt: skip
+# v2: the per-token discrepancy's tail features (token_stats.text_features) and the whole stratified sample.
+HEADS_VERSION = "2"
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
 SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]
 GEMMA3 = [f"gemma3-270m.{f}" for f in FEATURE_NAMES]
@@ -100,7 +102,7 @@ def write_bench_scores(name: str, texts: list[Record], scores: np.ndarray) -> Pa
 
     path = CACHE / f"{name}-calibration-scores.npz"
     keys = [record_key(r) for r in texts]
-    np.savez(path, detector=f"{name} v1", keys=np.array(keys), scores=np.asarray(scores))
+    np.savez(path, detector=f"{name} v{HEADS_VERSION}", keys=np.array(keys), scores=np.asarray(scores))
     return path
 
 
@@ -208,7 +210,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         }  # fmt: skip
         used = sorted({f.split(".")[0] for f in feats})
         manifest = {
-            "name": name, "version": "1", "kind": "lm-features", "variant": "fp32",
+            "name": name, "version": HEADS_VERSION, "kind": "lm-features", "variant": "fp32",
             "models": [{"name": m, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS} for m in used],
             "head": "head.json",
             "build": f"synthweb detectors build {' '.join(used)}", "preprocess": ["collapse_whitespace"],
