@@ -203,9 +203,12 @@ class Store:
         )
         return {(str(s), str(u)) for s, u in rows} & keys
 
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
-        """Run a query; return (column names, rows)."""
-        result = self.client.query(sql, parameters=parameters)
+    def query(
+        self, sql: str, parameters: dict[str, Any] | None = None, readonly: bool = False
+    ) -> tuple[list[str], list[tuple]]:
+        """Run a query; return (column names, rows). `readonly`: the server refuses any write in it (ClickHouse
+        readonly=2: every statement of a multi-statement query, settings may still be tuned)."""
+        result = self.client.query(sql, parameters=parameters, settings={"readonly": 2} if readonly else None)
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def close(self) -> None:

@@ -16,6 +16,11 @@ from synthweb.cli.common import (
     settings_for,
 )
 
+# Statements that change a store; the session is read-only anyway, this only names the refusal early.
+WRITES = frozenset(
+    "INSERT CREATE DROP ALTER TRUNCATE RENAME OPTIMIZE SYSTEM DELETE UPDATE ATTACH DETACH EXCHANGE UNDROP "
+    "GRANT REVOKE BACKUP RESTORE MOVE".split()
+)
 REPORT_COLUMNS = ["pages", "documents", "excluded", "share", "ci_low", "ci_high", "naive_share", "fit_p"]
 CONTROL_COLUMNS = [
     "domain", "lang", "control_documents", "control_rate", "ci_low", "ci_high", "lab_fpr", "drift", "used",
@@ -49,6 +54,7 @@ def register(sub) -> None:
     sql = sub.add_parser("sql", help="run SQL on the store")
     sql.add_argument("query", metavar="QUERY")
     sql.add_argument("--format", choices=["table", "json"], default="table")
+    sql.add_argument("--write", action="store_true", help="allow statements that change the store (read-only without)")
     db_option(sql)
     sql.set_defaults(run=cmd_sql)
 
@@ -128,11 +134,17 @@ def _write_chart(args, store, detectors, dims: list[str], label: str) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from synthweb.report import render_table, to_json
 
+    first = (args.query.lstrip().split(None, 1) or [""])[0].upper()
+    if not args.write and first in WRITES:
+        raise CliError(f"`synthweb sql` is read-only: {first} changes the store; add --write to run it")
     store = open_store(settings_for(args))
     try:
-        columns, rows = store.query(args.query)
+        columns, rows = store.query(args.query, readonly=not args.write)
     except Exception as exc:
-        raise CliError(f"query failed: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+        message = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        if not args.write and "READONLY" in message:
+            raise CliError(f"`synthweb sql` is read-only; add --write to change the store ({message})") from exc
+        raise CliError(f"query failed: {message}") from exc
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     if args.format == "json":
         print(to_json(records))

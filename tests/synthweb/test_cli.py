@@ -113,6 +113,22 @@ def test_sql_and_report_on_an_empty_store(tmp_path):
     assert result.returncode == 2 and "query failed" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["DROP TABLE page_stats", "SELECT 1; DROP TABLE page_stats", "  insert into pages (url) values ('x')",
+     "SELECT 1; ALTER TABLE pages DELETE WHERE 1"],
+)  # fmt: skip
+def test_sql_is_read_only_unless_asked_to_write(tmp_path, query):
+    db = f"chdb:///{tmp_path}/db"
+    refused = synthweb("sql", "--db", db, query)
+    assert refused.returncode == 2 and "read-only" in refused.stderr and "--write" in refused.stderr, refused.stderr
+    assert refused.stderr.strip().count("\n") == 0
+    tables = "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = 'page_stats'"
+    assert json.loads(synthweb("sql", "--db", db, "--format", "json", tables).stdout) == [{"n": 1}]
+    written = synthweb("sql", "--db", db, "--write", "CREATE TABLE scratch (x UInt8) ENGINE = Memory")
+    assert written.returncode == 0, written.stderr
+
+
 def test_no_share_from_an_uncalibrated_or_mismatched_detector(tmp_path, capsys, detector_copy):
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps({"text": HUMAN}) + "\n")
