@@ -20,7 +20,13 @@ def normalize_seed(seed: str) -> str:
         if not HOSTNAME.match(text.lower().rstrip(".")) or "." not in text:
             raise SeedError(f"malformed seed {seed!r}: expected an http(s) URL or a domain name")
         return f"https://{text.lower().rstrip('.')}/"
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise SeedError(f"malformed seed {seed!r}: {exc}") from exc
+    if "@" in parts.netloc:  # never sent, stored or logged: refused before anything is fetched
+        shown = parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]).geturl()
+        raise SeedError(f"seed {shown!r} carries credentials (user:password@): remove them; synthweb never sends any")
     if parts.scheme.lower() not in ("http", "https"):
         raise SeedError(f"malformed seed {seed!r}: only http and https URLs can be crawled")
     try:
@@ -53,6 +59,8 @@ def parse_seeds(items: list[str]) -> list[str]:
                 lines = path.read_text(encoding="utf-8").splitlines()
             except OSError as exc:
                 raise SeedError(f"cannot read seed file {path}: {exc.strerror or exc}") from exc
+            except UnicodeDecodeError as exc:
+                raise SeedError(f"seed file {path} is not UTF-8 (byte {exc.start}): save it as UTF-8") from exc
             entries = [line.split("#", 1)[0].strip() for line in lines]
             seeds.extend(normalize_seed(e) for e in entries if e)
         else:

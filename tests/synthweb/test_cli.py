@@ -114,6 +114,19 @@ def test_sql_and_report_on_an_empty_store(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "data, message",
+    [(b'{"text": "fine"}\n{"text": "\xff not utf-8"}\n', "in.jsonl:2: not UTF-8"),
+     (b'{"text": "a lone \\ud800 surrogate"}\n', "in.jsonl:1: text is not valid Unicode")],
+)  # fmt: skip
+def test_score_input_that_is_not_unicode_is_one_clear_error(tmp_path, capsys, data, message):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    assert main(["score", "--detector", "hashed", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.strip().count("\n") == 0, err
+
+
+@pytest.mark.parametrize(
     "query",
     ["DROP TABLE page_stats", "SELECT 1; DROP TABLE page_stats", "  insert into pages (url) values ('x')",
      "SELECT 1; ALTER TABLE pages DELETE WHERE 1"],
