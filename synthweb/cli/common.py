@@ -67,10 +67,20 @@ def settings_for(args: argparse.Namespace, **extra):
     return load_settings(overrides)
 
 
-def open_store(settings):
-    """The migrated store, or a one-line CliError."""
-    from synthweb.store import Store, StoreError
+def open_store(settings, must_exist: bool = False):
+    """The migrated store, or a one-line CliError. `must_exist` (read commands): an embedded store path with
+    no store there is an error, not a new empty store (a mistyped --db would report nothing, silently)."""
+    from synthweb.store import Store, StoreError, chdb_path, normalize_dsn
 
+    if must_exist:
+        try:
+            path = chdb_path(normalize_dsn(settings.get("SYNTHWEB_DB")))
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
+        if path is not None and not (path.is_dir() and any(path.iterdir())):
+            raise CliError(
+                f"no store at {path} (a typo in --db / SYNTHWEB_DB?); `synthweb run` or `ingest` creates one"
+            )
     try:
         store = Store(settings.get("SYNTHWEB_DB"))
         store.migrate()

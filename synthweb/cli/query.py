@@ -67,7 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     settings = settings_for(args)
-    store = open_store(settings)
+    store = open_store(settings, must_exist=True)
     if args.control:
         detector = load_detector(settings)
         try:
@@ -137,7 +137,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     first = (args.query.lstrip().split(None, 1) or [""])[0].upper()
     if not args.write and first in WRITES:
         raise CliError(f"`synthweb sql` is read-only: {first} changes the store; add --write to run it")
-    store = open_store(settings_for(args))
+    store = open_store(settings_for(args), must_exist=not args.write)
     try:
         columns, rows = store.query(args.query, readonly=not args.write)
     except Exception as exc:

@@ -103,6 +103,10 @@ def test_unwritable_store(tmp_path):
 
 def test_sql_and_report_on_an_empty_store(tmp_path):
     db = f"chdb:///{tmp_path}/db"
+    for command in ("sql", "report"):  # reading a store that is not there is an error, not a new empty store
+        missing = synthweb(command, "--db", db, *(["SELECT 1"] if command == "sql" else []))
+        assert missing.returncode == 2 and "no store at" in missing.stderr, missing.stderr
+    assert synthweb("sql", "--db", db, "--write", "SELECT 1").returncode == 0  # creates (and migrates) it
     result = synthweb("sql", "--db", db, "--format", "json", "SELECT count() AS n FROM pages")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [{"n": 0}]
@@ -133,6 +137,7 @@ def test_score_input_that_is_not_unicode_is_one_clear_error(tmp_path, capsys, da
 )  # fmt: skip
 def test_sql_is_read_only_unless_asked_to_write(tmp_path, query):
     db = f"chdb:///{tmp_path}/db"
+    assert synthweb("sql", "--db", db, "--write", "SELECT 1").returncode == 0  # creates the store
     refused = synthweb("sql", "--db", db, query)
     assert refused.returncode == 2 and "read-only" in refused.stderr and "--write" in refused.stderr, refused.stderr
     assert refused.stderr.strip().count("\n") == 0
