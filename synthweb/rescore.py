@@ -24,8 +24,39 @@ class RescoreError(Exception):
     """A bad --where condition, or a round that made no progress."""
 
 
+def check_where(where: str) -> str:
+    """`where` if it is one expression that stays inside the parentheses it is put in; RescoreError otherwise.
+
+    Outside quoted strings and names it may not close a parenthesis it did not open, end with one open,
+    separate statements (;) or start a comment (--, #, /*): any of these would let it change the command's
+    own conditions (the one that never scores a page twice), not only select pages.
+    """
+    depth, quote, i = 0, "", 0
+    while i < len(where):
+        ch = where[i]
+        if quote:
+            if ch == "\\":
+                i += 1  # the escaped character
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise RescoreError(f"bad --where condition: it closes a parenthesis it did not open (at {i})")
+        elif ch == ";" or where.startswith(("--", "/*"), i) or ch == "#":
+            raise RescoreError(f"bad --where condition: one expression only, no ';' or comments (at {i})")
+        i += 1
+    if quote or depth:
+        raise RescoreError("bad --where condition: " + ("an unclosed quote" if quote else "an unclosed parenthesis"))
+    return where
+
+
 def _todo_sql(where: str, columns: str, limit: str = "") -> str:
-    condition = f"AND ({where})" if where.strip() else ""
+    condition = f"AND ({check_where(where)})" if where.strip() else ""
     return (
         f"SELECT {columns} FROM pages WHERE text != '' {condition} "
         "AND NOT (detector = {name:String} AND detector_version = {version:String}) "
@@ -40,8 +71,10 @@ def pending(store: Store, detector, where: str = "") -> int:
     params = {"name": detector.name, "version": detector.version}
     try:
         _, rows = store.query(
-            f"SELECT count() FROM ({_todo_sql(where, 'DISTINCT snapshot, url, content_hash')})", params
+            f"SELECT count() FROM ({_todo_sql(where, 'DISTINCT snapshot, url, content_hash')})", params, readonly=True
         )
+    except RescoreError:
+        raise
     except Exception as exc:
         raise RescoreError(f"bad --where condition: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
     return int(rows[0][0])
@@ -61,7 +94,7 @@ def rescore(store: Store, detector, where: str = "", batch_size: int = 64, show_
         task = progress.task(f"rescore {detector.name} v{detector.version}", todo, per_page=True)
         previous: set[tuple] = set()
         while True:  # each round reads what is still missing, so an interrupted rescore resumes
-            _, rows = store.query(sql, params)
+            _, rows = store.query(sql, params, readonly=True)
             if not rows:
                 return
             keys = {(r[0], r[1], r[HASH]) for r in rows}

@@ -53,6 +53,11 @@ def test_rescore_adds_rows_beside_the_old_once(history):
     assert rescore(history, "--detector", "lexical-next")["rescored"] == 0  # idempotent
     bad = synthweb("rescore", "--db", history["db"], "--where", "no_such_column = 1", env=history["env"])
     assert bad.returncode == 2 and "bad --where" in bad.stderr
+    for escape in ("host = 'news.example.org') OR (1=1", "1=1 -- AND NOT", "1; DROP TABLE pages"):
+        refused = synthweb("rescore", "--db", history["db"], "--detector", "lexical-next", "--where", escape,
+                           env=history["env"])  # fmt: skip
+        assert refused.returncode == 2 and "bad --where" in refused.stderr, refused.stderr
+        assert refused.stderr.strip().count("\n") == 0
     [rows] = sql(
         history["db"],
         "SELECT detector, detector_version AS v, count() AS n, uniqExact(url) AS urls, "
