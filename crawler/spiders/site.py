@@ -74,7 +74,8 @@ def _too_large(exc: BaseException) -> bool:
     # DOWNLOAD_MAXSIZE cancels the download: DownloadCancelledError when the
     # Content-Length is over the limit, CancelledError when the body grows past it.
     name = type(exc).__name__
-    return name in ("DownloadCancelledError", "CancelledError") or "maxsize" in str(exc).lower()
+    inflated = type(exc.__cause__).__name__ == "_DecompressionMaxSizeExceeded"  # Scrapy's HttpCompression
+    return inflated or name in ("DownloadCancelledError", "CancelledError") or "maxsize" in str(exc).lower()
 
 
 class SiteSpider(SitemapDiscoveryMixin, scrapy.Spider):
@@ -207,14 +208,14 @@ class SiteSpider(SitemapDiscoveryMixin, scrapy.Spider):
         elif isinstance(exc, HttpError):
             status = exc.response.status
             reason = f"http_{status}"
+        elif _too_large(exc):  # also a compressed body over DOWNLOAD_MAXSIZE once inflated (an IgnoreRequest)
+            reason = "too_large"
         elif isinstance(exc, IgnoreRequest):
             if "redirect" not in str(exc):
                 # Forbidden by robots.txt (or filtered): not fetched, no page, budget back.
                 self.scheduled[site] -= 1
                 return
             reason = "redirect_loop"
-        elif _too_large(exc):
-            reason = "too_large"
         else:
             reason = "fetch_error"
         yield self._page(url, site, status=status, skip=reason, skip_detail=f"{type(exc).__name__}: {exc}"[:500])

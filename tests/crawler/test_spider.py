@@ -92,3 +92,20 @@ def test_errback_reasons(spider):
     spider.scheduled["example.com"] = 2
     assert list(spider.on_error(_fail(IgnoreRequest("Forbidden by robots.txt")))) == []
     assert spider.scheduled["example.com"] == 1  # budget handed back
+
+
+def test_a_compression_bomb_is_recorded_too_large(spider):
+    """Scrapy inflates a gzip body only up to DOWNLOAD_MAXSIZE and ignores the response: a skip, not silence."""
+    import gzip
+
+    from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
+
+    crawler = get_crawler(SiteSpider, {"DOWNLOAD_MAXSIZE": 1024 * 1024})
+    middleware = HttpCompressionMiddleware.from_crawler(crawler)
+    request = Request(ROOT + "bomb", meta={"site": site_of(ROOT)})
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))  # 8 MB of zeros in ~8 kB
+    response = Response(ROOT + "bomb", body=bomb, headers={"Content-Encoding": "gzip"}, request=request)
+    with pytest.raises(IgnoreRequest) as ignored:
+        middleware.process_response(request, response)
+    [page] = spider.on_error(_fail(ignored.value, ROOT + "bomb"))
+    assert page.skip == "too_large" and "DOWNLOAD_MAXSIZE" in page.skip_detail
