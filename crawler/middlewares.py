@@ -21,6 +21,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 
 log = logging.getLogger(__name__)
+DISALLOW_ALL = b"User-agent: *\nDisallow: /\n"
+ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309 2.5: crawlers parse at least the first 500 KiB
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
@@ -104,10 +106,32 @@ class RobotsCrawlDelayMiddleware(RobotsTxtMiddleware):
         self._max_crawl_delay = crawler.settings.getfloat("SYNTHWEB_MAX_CRAWL_DELAY", 60.0)
 
     async def _parse_robots(self, response, netloc, request):
+        # RFC 9309 2.3.1: a 4xx robots.txt allows everything (its error page is no rule set); a 5xx one, after
+        # Scrapy's retries, means the rules are unknown, so nothing is crawled; at most 500 KiB is parsed.
+        if response.status >= 500:
+            log.warning("robots.txt of %s answered %d: the site is treated as disallowed", netloc, response.status)
+            response = response.replace(body=DISALLOW_ALL)
+        elif response.status >= 400:
+            response = response.replace(body=b"")
+        elif len(response.body) > ROBOTS_MAX_BYTES:
+            response = response.replace(body=response.body[:ROBOTS_MAX_BYTES])
         await super()._parse_robots(response, netloc, request)
         parser = self._parsers.get(netloc)
         if parser is not None:
             self._apply_crawl_delay(parser, request)
+
+    def _robots_error(self, exc, netloc) -> None:
+        if isinstance(exc, IgnoreRequest):  # refused by us (a private address, ...): its pages are refused too
+            super()._robots_error(exc, netloc)
+            return
+        # RFC 9309 2.3.1.4: robots.txt unreachable (connection refused, timeouts): complete disallow.
+        from scrapy.utils.misc import build_from_crawler
+
+        log.warning("robots.txt of %s unreachable (%s): the site is treated as disallowed", netloc, exc)
+        self._stats.inc_value(f"robotstxt/exception_count/{type(exc)}")
+        parser = build_from_crawler(self._parserimpl, self.crawler, DISALLOW_ALL)
+        waiting, self._parsers[netloc] = self._parsers[netloc], parser
+        waiting.callback(parser)
 
     def _apply_crawl_delay(self, parser, request) -> None:
         useragent = self._robotstxt_useragent or self._default_useragent
