@@ -15,7 +15,7 @@ import logging
 
 from scrapy import signals
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import IgnoreRequest
 from scrapy.extensions.throttle import AutoThrottle
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
@@ -25,11 +25,48 @@ DISALLOW_ALL = b"User-agent: *\nDisallow: /\n"
 ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309 2.5: crawlers parse at least the first 500 KiB
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+# Cloud metadata services (AWS, GCP, Azure, OpenStack; AWS IPv6; Alibaba; Oracle): never fetched, whatever
+# SYNTHWEB_ALLOW_PRIVATE_NETWORKS says, and neither is any other link-local address.
+_METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")}
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata", "instance-data",
+                            "instance-data.ec2.internal", "metadata.azure.internal"})  # fmt: skip
 
 
 class PrivateNetworkRefused(IgnoreRequest):
     """The request's host resolves to an address we must not crawl."""
+
+
+class OffsiteRedirectRefused(IgnoreRequest):
+    """A redirect to another site (or another port of an IP host): recorded on the page, not followed."""
+
+
+def address_allowed(ip: str, allow_private: bool = False) -> bool:
+    """The one address policy: public unicast always; private, loopback and CGNAT ranges only with
+    `allow_private`; link-local, metadata, multicast, reserved and unspecified addresses never."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    if addr in _METADATA or addr.is_link_local or addr.is_multicast or addr.is_reserved or addr.is_unspecified:
+        return False
+    return allow_private or is_public_address(str(addr))
+
+
+def same_site(url: str, other: str) -> bool:
+    """Whether a redirect from `url` to `other` stays on the crawled site: the same registered domain, and for
+    IP hosts the same address and port."""
+    from urllib.parse import urlsplit
+
+    from crawler.extract import site_keys
+
+    a, b = urlsplit(url), urlsplit(other)
+    if site_keys(url)[1] != site_keys(other)[1]:
+        return False
+    try:
+        ipaddress.ip_address((a.hostname or "").split("%", 1)[0])
+    except ValueError:
+        return True
+    default = {"http": 80, "https": 443}
+    return (a.port or default.get(a.scheme)) == (b.port or default.get(b.scheme))
 
 
 def is_public_address(ip: str) -> bool:
@@ -50,18 +87,19 @@ def is_public_address(ip: str) -> bool:
 
 
 class PrivateNetworkGuard:
-    """Refuse requests whose host is, or resolves to, a non-public address.
+    """Refuse requests whose host is, or resolves to, an address the policy (`address_allowed`) refuses,
+    and redirects that leave the site.
 
     Runs before the robots.txt middleware so neither the page nor its robots.txt
-    is fetched; redirects come back through here as new requests. Resolution
-    failures pass through so the download fails normally ("fetch_error").
-    Switched off by SYNTHWEB_ALLOW_PRIVATE_NETWORKS (tests, intranet crawls).
+    is fetched; redirects come back through here as new requests, so every hop is
+    checked on its resolved address. Resolution failures pass through so the
+    download fails normally ("fetch_error"). SYNTHWEB_ALLOW_PRIVATE_NETWORKS (tests,
+    intranet crawls) allows private and loopback ranges, never metadata or link-local ones.
     """
 
     def __init__(self, crawler):
-        if crawler.settings.getbool("SYNTHWEB_ALLOW_PRIVATE_NETWORKS"):
-            raise NotConfigured  # no message: Scrapy would log it as a warning
         self.crawler = crawler
+        self.allow_private = crawler.settings.getbool("SYNTHWEB_ALLOW_PRIVATE_NETWORKS")
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -69,9 +107,16 @@ class PrivateNetworkGuard:
 
     async def process_request(self, request):
         parts = urlparse_cached(request)
-        host = (parts.hostname or "").rstrip(".")
+        host = (parts.hostname or "").rstrip(".").lower()
         if not host or parts.scheme not in ("http", "https"):
             return None
+        first = (request.meta.get("redirect_urls") or [None])[0]
+        if first is not None and not same_site(first, request.url):
+            self.crawler.stats.inc_value("synthweb/offsite_redirect_refused")
+            raise OffsiteRedirectRefused(f"redirect off the site, not followed: {request.url}"[:300])
+        if host in METADATA_HOSTS:
+            self.crawler.stats.inc_value("synthweb/private_network_refused")
+            raise PrivateNetworkRefused(f"refused {host}: a cloud metadata service")
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
             addresses = [host]
@@ -86,7 +131,7 @@ class PrivateNetworkGuard:
             except Exception:  # DNS failure: let the download fail normally ("fetch_error")
                 return None
         for ip in addresses:
-            if not is_public_address(ip):
+            if not address_allowed(ip, self.allow_private):
                 self.crawler.stats.inc_value("synthweb/private_network_refused")
                 raise PrivateNetworkRefused(f"refused {host}: resolves to non-public address {ip}")
         return None

@@ -14,7 +14,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from w3lib.url import canonicalize_url
 
 from crawler.extract import looks_binary, site_keys
-from crawler.middlewares import PrivateNetworkRefused
+from crawler.middlewares import OffsiteRedirectRefused, PrivateNetworkRefused
 from crawler.sitemaps import SitemapDiscoveryMixin
 from crawler.traps import TrapGuard
 from synthweb.pipeline import Page
@@ -205,6 +205,8 @@ class SiteSpider(SitemapDiscoveryMixin, scrapy.Spider):
         status = 0
         if isinstance(exc, PrivateNetworkRefused):
             reason = "private_network"
+        elif isinstance(exc, OffsiteRedirectRefused):
+            reason = "offsite_redirect"
         elif isinstance(exc, HttpError):
             status = exc.response.status
             reason = f"http_{status}"
