@@ -51,6 +51,14 @@ def address_allowed(ip: str, allow_private: bool = False) -> bool:
     return allow_private or is_public_address(str(addr))
 
 
+def strip_userinfo(url: str) -> str:
+    """`url` without user:password@ (never sent, stored or logged)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else url
+
+
 def same_site(url: str, other: str) -> bool:
     """Whether a redirect from `url` to `other` stays on the crawled site: the same registered domain, and for
     IP hosts the same address and port."""
@@ -110,6 +118,8 @@ class PrivateNetworkGuard:
         host = (parts.hostname or "").rstrip(".").lower()
         if not host or parts.scheme not in ("http", "https"):
             return None
+        if "@" in parts.netloc:  # a link or redirect carrying credentials: fetched (and stored) without them
+            return request.replace(url=strip_userinfo(request.url))
         first = (request.meta.get("redirect_urls") or [None])[0]
         if first is not None and not same_site(first, request.url):
             self.crawler.stats.inc_value("synthweb/offsite_redirect_refused")

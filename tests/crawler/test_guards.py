@@ -118,3 +118,13 @@ def test_the_guard_refuses_an_offsite_redirect_hop():
         asyncio.run(_guard(True).process_request(hop))
     same = Request("http://127.0.0.2:8000/next", meta={"redirect_urls": ["http://127.0.0.2:8000/start"]})
     assert asyncio.run(_guard(True).process_request(same)) is None
+
+
+def test_credentials_in_a_link_or_redirect_are_dropped_before_the_request_goes_out():
+    import asyncio
+
+    from scrapy import Request
+
+    again = asyncio.run(_guard(True).process_request(Request("http://user:s3cret@127.0.0.2:8000/page?q=1")))
+    assert again.url == "http://127.0.0.2:8000/page?q=1"
+    assert asyncio.run(_guard(True).process_request(again)) is None  # the rewritten request passes
