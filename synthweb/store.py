@@ -123,7 +123,40 @@ class Store:
                 self.client.command(statement)
             self.client.insert("schema_migrations", [[version, path.name]], column_names=["version", "name"])
             applied.append(path.name)
-        return applied
+        return applied + self._recreate_missing()
+
+    def _recreate_missing(self) -> list[str]:
+        """Recreate tables and views that applied migrations made and someone dropped since.
+
+        Every CREATE and ALTER of our migrations is idempotent, so the files are replayed in order without
+        their backfill INSERTs, except into tables that were missing; a missing aggregate behind a
+        materialized view is refilled from `pages` with the view's own SELECT. A dropped `pages` comes back
+        empty: its rows are gone, and the aggregates still count them (logged).
+        """
+        files = sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+        created = {
+            f: re.findall(r"CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (\w+)", f.read_text()) for f in files
+        }
+        existing = {r[0] for r in self.client.query("SHOW TABLES").result_rows}
+        missing = {name for names in created.values() for name in names} - existing
+        if not missing:
+            return []
+        log.warning("store %s lacks %s (dropped by hand?): recreating", redact(self.dsn), ", ".join(sorted(missing)))
+        if "pages" in missing:
+            log.error("the pages table was dropped: its rows are gone, and the share aggregates still count them")
+        for path in files:
+            for statement in split_sql(path.read_text()):
+                target = re.match(r"INSERT INTO (\w+)", statement)
+                if target and target.group(1) not in missing:
+                    continue  # a backfill of a table that kept its rows
+                view = re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS \w+ TO (\w+) AS\s+(SELECT.*)", statement, re.S)
+                self.client.command(statement)
+                backfilled = (
+                    any(f"INSERT INTO {view.group(1)}" in s for s in split_sql(path.read_text())) if view else True
+                )
+                if view and view.group(1) in missing and "pages" not in missing and not backfilled:
+                    self.client.command(f"INSERT INTO {view.group(1)} {view.group(2)}")
+        return [f"recreated {name}" for name in sorted(missing)]
 
     def insert_pages(self, pages: list[Page], dedup_token: str | None = None) -> None:
         """Insert stored pages in one batch; `dedup_token` makes a retried insert idempotent."""

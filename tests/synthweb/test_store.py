@@ -74,6 +74,22 @@ def test_migrations_are_idempotent(store):
     assert [r[0] for r in rows][:3] == ["001_pages.sql", "002_skipped_pages.sql", "003_page_stats.sql"]
 
 
+def test_migrate_recreates_dropped_tables_and_refills_the_aggregates(store):
+    clear(store)
+    list(StoreStage(store).run([page(1), page(2, p_synthetic=0.1), page(3, excluded="short")]))
+    totals = "SELECT sum(pages), sum(excluded), uniqExactMerge(documents) FROM page_stats"
+    before = store.query(totals)[1]
+    reasons = store.query("SELECT reason, sum(pages) FROM page_exclusions GROUP BY reason")[1]
+    for statement in ("DROP TABLE page_stats", "DROP TABLE page_exclusions", "DROP TABLE page_exclusions_mv"):
+        store.client.command(statement)
+    assert store.migrate() == ["recreated page_exclusions", "recreated page_exclusions_mv", "recreated page_stats"]
+    assert store.query(totals)[1] == before == [(3, 1, 2)]
+    assert store.query("SELECT reason, sum(pages) FROM page_exclusions GROUP BY reason")[1] == reasons
+    list(StoreStage(store).run([page(9)]))  # the views feed the recreated tables again
+    assert store.query("SELECT sum(pages) FROM page_stats")[1] == [(4,)]
+    assert store.migrate() == []
+
+
 def test_store_stage_writes_pages_skips_and_aggregates(store):
     clear(store)
     pages = [page(1), page(2, p_synthetic=0.1), page(3, content_hash="h1"), page(4, excluded="short")]
