@@ -96,6 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.get("pages_failed"):
         print(f"synthweb: error: {summary['pages_failed']} pages could not be stored (see the log)", file=sys.stderr)
         return 1
+    if summary.get("finish_reason") == "shutdown":  # Ctrl-C or SIGTERM: what was in flight is stored
+        print("synthweb: interrupted; the pages above are stored", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -149,3 +149,22 @@ def test_an_uncalibrated_detector_stores_pages_and_says_why_there_is_no_share(sa
     assert "pages stored, no share reported" in result.stderr and "Traceback" not in result.stderr
     assert sql(dsn, "SELECT count() AS n FROM pages WHERE detector = 'uncalibrated'")[0]["n"] >= 1
     assert sql(dsn, "SELECT count() AS n FROM detector_calibrations")[0]["n"] == 0  # nothing to correct with
+
+
+def test_ctrl_c_stores_what_is_in_flight_counts_it_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    dsn = f"chdb:///{tmp_path}/store"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthweb.cli", "run", "--sample-web", "--quiet", "--db", dsn, "--detector", "hashed"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert "sample web serving" in proc.stderr.readline()  # the crawl starts now; it takes ~10 s
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    summary = json.loads(next(line for line in err.splitlines() if line.startswith("{")))
+    assert summary["finish_reason"] == "shutdown" and summary["pages_stored"] > 0
+    assert sql(dsn, "SELECT count() AS n FROM pages") == [{"n": summary["pages_stored"]}]  # the summary is the store
