@@ -165,6 +165,7 @@ def test_no_share_from_an_uncalibrated_or_mismatched_detector(tmp_path, capsys, 
     same = detector_copy("same", shipped | {"variants": {"same": ["fp32", "fp16"]}}, variant="fp16")
     assert main(["estimate", "--detector", same, str(path)]) == 0
 
+    assert synthweb("sql", "--db", f"chdb:///{tmp_path}/db", "--write", "SELECT 1").returncode == 0  # a store
     for chart in ([], ["--chart", str(tmp_path / "shares.png")]):
         result = synthweb("report", "--db", f"chdb:///{tmp_path}/db", "--detector", uncalibrated, *chart)
         assert result.returncode == 2 and "not calibrated" in result.stderr and "Traceback" not in result.stderr
