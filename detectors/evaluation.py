@@ -43,24 +43,11 @@ def read_labelled(path: str | Path) -> list[dict]:
     The one reader of labelled data (`synthweb detectors eval`, `synthweb detectors calibrate`); a bad line,
     or a file without both labels, is a DetectorError naming the file (and line).
     """
-    import sys
-
+    from detectors.jsonl import read_jsonl
     from detectors.runtime import DetectorError
 
-    try:
-        lines = sys.stdin.read().splitlines() if str(path) == "-" else Path(path).read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise DetectorError(f"cannot read {path}: {exc.strerror or exc}") from exc
     records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DetectorError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise DetectorError(f"{path}:{number}: expected a JSON object with a string field 'text'")
+    for number, record in read_jsonl(path):
         try:
             record["label"] = parse_label(record.get("label"))
         except ValueError as exc:

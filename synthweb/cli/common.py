@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from synthweb.config import load_settings
 
@@ -102,34 +99,14 @@ def load_detector(settings):
 
 
 def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
-    """(line number, object) per non-blank line of a JSON-lines file or stdin ("-"); each needs a string `text`.
+    """detectors.jsonl.read_jsonl, its errors as one-line CliErrors."""
+    from detectors.jsonl import read_jsonl
+    from detectors.runtime import DetectorError
 
-    Read line by line as bytes, so memory stays one line and an encoding error names its line.
-    """
-    stream: BinaryIO
     try:
-        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with stream:
-        for number, raw in enumerate(stream, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise CliError(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CliError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise CliError(f"{path}:{number}: expected a JSON object with a string field 'text'")
-            try:
-                record["text"].encode("utf-8")
-            except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800"
-                raise CliError(f"{path}:{number}: text is not valid Unicode ({exc.reason} at {exc.start})") from exc
-            yield number, record
+        yield from read_jsonl(path)
+    except DetectorError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def chunks(items: Iterator, size: int) -> Iterator[list]:
