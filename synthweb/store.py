@@ -114,47 +114,44 @@ class Store:
             "applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
         )
         done = {row[0] for row in self.client.query("SELECT version FROM schema_migrations").result_rows}
+        scripts = {path.name: split_sql(path.read_text()) for path in sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql"))}
         applied = []
-        for path in sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
-            version = int(path.name[:3])
+        for name, statements in scripts.items():
+            version = int(name[:3])
             if version in done:
                 continue
-            for statement in split_sql(path.read_text()):
+            for statement in statements:
                 self.client.command(statement)
-            self.client.insert("schema_migrations", [[version, path.name]], column_names=["version", "name"])
-            applied.append(path.name)
-        return applied + self._recreate_missing()
+            self.client.insert("schema_migrations", [[version, name]], column_names=["version", "name"])
+            applied.append(name)
+        return applied + self._recreate_missing(scripts)
 
-    def _recreate_missing(self) -> list[str]:
-        """Recreate tables and views that applied migrations made and someone dropped since.
+    def _recreate_missing(self, scripts: dict[str, list[str]]) -> list[str]:
+        """Recreate tables and views that applied migrations (`scripts`: file name -> statements) made and
+        someone dropped since.
 
         Every CREATE and ALTER of our migrations is idempotent, so the files are replayed in order without
         their backfill INSERTs, except into tables that were missing; a missing aggregate behind a
         materialized view is refilled from `pages` with the view's own SELECT. A dropped `pages` comes back
         empty: its rows are gone, and the aggregates still count them (logged).
         """
-        files = sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql"))
-        created = {
-            f: re.findall(r"CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (\w+)", f.read_text()) for f in files
-        }
-        existing = {r[0] for r in self.client.query("SHOW TABLES").result_rows}
-        missing = {name for names in created.values() for name in names} - existing
+        create = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (\w+)")
+        created = {m.group(1) for statements in scripts.values() for st in statements if (m := create.match(st))}
+        missing = created - {r[0] for r in self.client.query("SHOW TABLES").result_rows}
         if not missing:
             return []
         log.warning("store %s lacks %s (dropped by hand?): recreating", redact(self.dsn), ", ".join(sorted(missing)))
         if "pages" in missing:
             log.error("the pages table was dropped: its rows are gone, and the share aggregates still count them")
-        for path in files:
-            for statement in split_sql(path.read_text()):
+        for statements in scripts.values():
+            inserted = {m.group(1) for st in statements if (m := re.match(r"INSERT INTO (\w+)", st))}
+            for statement in statements:
                 target = re.match(r"INSERT INTO (\w+)", statement)
                 if target and target.group(1) not in missing:
                     continue  # a backfill of a table that kept its rows
-                view = re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS \w+ TO (\w+) AS\s+(SELECT.*)", statement, re.S)
                 self.client.command(statement)
-                backfilled = (
-                    any(f"INSERT INTO {view.group(1)}" in s for s in split_sql(path.read_text())) if view else True
-                )
-                if view and view.group(1) in missing and "pages" not in missing and not backfilled:
+                view = re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS \w+ TO (\w+) AS\s+(SELECT.*)", statement, re.S)
+                if view and view.group(1) in missing and view.group(1) not in inserted and "pages" not in missing:
                     self.client.command(f"INSERT INTO {view.group(1)} {view.group(2)}")
         return [f"recreated {name}" for name in sorted(missing)]
 
