@@ -46,7 +46,15 @@ SYNTHWEB_DB = "chdb:///./synthweb-data"
 # The default is the detector with the best mean held-out AUROC (detectors/README.md): the zero-shot statistics
 # of SmolLM2 and Gemma 3, whose graphs `synthweb detectors build` makes (scripts/setup.sh runs it); "lexical"
 # is ~1000x faster on CPU.
-SYNTHWEB_DETECTOR = "zeroshot"
+SYNTHWEB_DETECTOR = "zeroshot"  # the strong detector: shares are its, corrected by its calibration
+# Two-phase scoring (docs/estimation.md): the fast detector scores every page, the strong one a reproducible
+# sample of documents at SYNTHWEB_STRONG_RATE (a number in (0, 1], or "auto": keep the strong detector's CPU
+# within SYNTHWEB_STRONG_BUDGET of the rest of the job's, every (snapshot, domain) stratum getting at least
+# SYNTHWEB_STRONG_MIN_DOCUMENTS strong-scored documents; every page on a GPU). "" scores with one detector.
+SYNTHWEB_FAST_DETECTOR = "hashed"
+SYNTHWEB_STRONG_RATE = "auto"
+SYNTHWEB_STRONG_MIN_DOCUMENTS = 30
+SYNTHWEB_STRONG_BUDGET = 0.5
 SYNTHWEB_BATCH_SIZE = 64  # pages per scoring batch and per ClickHouse insert
 SYNTHWEB_SNAPSHOT = ""  # filled per run; pages of one run share it
 SYNTHWEB_MAX_PAGES_PER_SITE = 200

@@ -60,6 +60,7 @@ def estimate_histogram(
     method: str | None = None,
     human: tuple[np.ndarray, float] | None = None,
     fit: bool = True,
+    slice_draws: np.ndarray | None = None,
 ) -> Estimate:
     """The share of a slice from its score histogram, with a 95% bootstrap interval.
 
@@ -72,6 +73,10 @@ def estimate_histogram(
 
     `fit` False skips the fit test (`fit_p` None): it does not depend on the method, so a caller
     estimating one slice with several methods needs it once.
+
+    `slice_draws` (DRAWS x bins proportions) replaces the slice's Dirichlet draws where the slice's
+    histogram is itself an estimate with an uncertainty of its own (two-phase scoring, synthweb.twophase);
+    `hist` is then the estimated histogram at the size of the sample behind it.
     """
     method = method or (calibration.control_method if human is not None else None) or calibration.method
     method = method or DEFAULT_METHOD
@@ -80,7 +85,7 @@ def estimate_histogram(
     hist = np.asarray(hist, dtype=float)
     if hist.shape != (calibration.bins,):
         raise ValueError(f"histogram has {hist.shape[0]} bins, calibration {calibration.bins}")
-    n = int(hist.sum())
+    n = int(round(hist.sum()))
     if n == 0:
         return Estimate(None, None, None, method, 0)
     human_counts, n_human = (calibration.hist_human, calibration.n_human) if human is None else human
@@ -89,7 +94,7 @@ def estimate_histogram(
     k = calibration.threshold_bin
     tpr = machine_counts[k:].sum() / machine_counts.sum()
     fpr = human_counts[k:].sum() / human_counts.sum()
-    naive = float(hist[k:].sum() / n)
+    naive = float(hist[k:].sum() / hist.sum())
     if method != "cc" and tpr - fpr <= 0:
         # Human texts here score like machine texts: no correction can separate them.
         note = f"human reference FPR {fpr:.3f} >= TPR {tpr:.3f}: the detector cannot tell the classes apart here"
@@ -101,9 +106,10 @@ def estimate_histogram(
     def run(h, u, m):
         return quantify.shares(method, h, u, m, k, n_human=seen_human, n_machine=seen_machine)
 
-    share = float(run(hist / n, human_counts / seen_human, machine_counts / seen_machine)[0])
+    share = float(run(hist / hist.sum(), human_counts / seen_human, machine_counts / seen_machine)[0])
     rng = np.random.default_rng(SEED)
-    slice_draws = quantify.dirichlet_draws(rng, hist, DRAWS)
+    if slice_draws is None:
+        slice_draws = quantify.dirichlet_draws(rng, hist, DRAWS)
     human_draws = quantify.inflated_draws(rng, human_counts, n_human, DRAWS)
     machine_draws = quantify.inflated_draws(rng, machine_counts, n_machine, DRAWS)
     draws = run(slice_draws, human_draws, machine_draws)

@@ -22,6 +22,16 @@ class NotConfigured(Exception):
 
 
 @dataclass
+class Score:
+    """A second detector's score of a page: two-phase scoring's strong detector (synthweb.sampling)."""
+
+    detector: str
+    detector_version: str
+    p_synthetic: float | None
+    inclusion: float  # the probability with which this detector was picked to score the page
+
+
+@dataclass
 class Page:
     """One fetched page and everything the stages learn about it.
 
@@ -53,6 +63,8 @@ class Page:
     detector_version: str = ""
     p_synthetic: float | None = None
     excluded: str = ""  # stored but left out of shares: "short", "unsupported_lang"
+    inclusion: float = 1.0  # the probability with which `detector` was picked to score this page
+    strong: Score | None = None  # two-phase scoring: the strong detector's score, where the sample picked it
     # provenance in distributed mode: "pages.raw/<partition>" and the message offset
     source: str = ""
     source_offset: int = -1

@@ -11,6 +11,7 @@ import numpy as np
 
 from synthweb.estimate import Calibration, estimate_histogram
 from synthweb.store import BINS, Store, store_calibration
+from synthweb.twophase import Cells, estimate_cells
 
 # SQL for each dimension a report can group by; unknown publication dates stay NULL.
 DIMENSIONS = {
@@ -92,6 +93,95 @@ def share_report(
             entry["fpr_source"] = reference[2] if reference else "lab"
         report.append(entry)
     return report
+
+
+_BIN = f"least(toUInt8(floor(toFloat64(ifNull(p_synthetic, 0)) * {BINS} + 1e-4)), {BINS - 1})"  # as page_stats_mv
+
+
+def two_phase_report(store: Store, fast, strong, dims: list[str], method: str | None = None) -> list[dict]:
+    """One row per group, two-phase: the `strong` detector's share over the documents `fast` scored.
+
+    The documents are the fast detector's (every page); the strong detector's scores of the sampled
+    ones are weighted by their inclusion probabilities and post-stratified on the fast score
+    (synthweb.twophase). Rows carry `strong_documents` beside `documents`.
+    """
+    calibration = store_calibration(strong)
+    params = {"detector": fast.name, "version": fast.version, "strong": strong.name, "sversion": strong.version}
+    counts = _group_counts(store, dims, params)
+    select = [f"{DIMENSIONS[d]} AS `{d}`" for d in dims]
+    keys = [f"`{d}`" for d in dims]
+    ids = ["content_hash"] + ([] if "snapshot" in dims else ["snapshot"])
+    documents = (
+        f"SELECT {', '.join(select + ids)}, any({_BIN}) AS fbin "
+        f"FROM (SELECT *, ifNull(published, toDate(0)) AS day FROM pages WHERE {_DETECTOR} AND excluded = '') "
+        f"GROUP BY {', '.join(keys + ids)}"
+    )
+    where_strong = "detector = {strong:String} AND detector_version = {sversion:String}"
+    sampled = (
+        f"SELECT snapshot, content_hash, 1 AS hit, any({_BIN}) AS sbin, max(inclusion) AS pi FROM pages "
+        f"WHERE {where_strong} AND excluded = '' GROUP BY snapshot, content_hash"
+    )
+    raised = (
+        f"SELECT snapshot, content_hash, max(inclusion) AS pi FROM sample_inclusion WHERE {where_strong} "
+        "GROUP BY snapshot, content_hash"
+    )
+    by = ", ".join([f"f.{k}" for k in keys] + ["fbin", "sbin", "inclusion"])
+    sql = (
+        f"SELECT {', '.join([f'f.{k}' for k in keys] + [''])}fbin, if(s.hit = 1, toInt16(s.sbin), -1) AS sbin, "
+        "if(s.hit = 1, greatest(s.pi, r.pi), 0) AS inclusion, count() "
+        f"FROM ({documents}) AS f "
+        f"LEFT JOIN ({sampled}) AS s ON f.snapshot = s.snapshot AND f.content_hash = s.content_hash "
+        f"LEFT JOIN ({raised}) AS r ON f.snapshot = r.snapshot AND f.content_hash = r.content_hash "
+        f"GROUP BY {by} ORDER BY {by}"
+    )
+    _, rows = store.query(sql, params)
+    cells: dict[tuple, list] = {}
+    for row in rows:
+        cells.setdefault(tuple(row[: len(dims)]), []).append(row[len(dims) :])
+    reasons = _exclusions(store, dims, params)
+    report = []
+    for key, (pages, excluded, documents_n) in counts.items():
+        if not dims and pages == 0:
+            continue
+        estimate = estimate_cells(Cells.from_rows(cells.get(key, [])), calibration, method)
+        entry = dict(zip(dims, key, strict=True))
+        entry.update(
+            pages=pages,
+            documents=documents_n,
+            strong_documents=estimate.strong_documents,
+            excluded=excluded,
+            excluded_by=reasons.get(key, {}),
+            share=estimate.share,
+            ci_low=estimate.ci_low,
+            ci_high=estimate.ci_high,
+            naive_share=estimate.naive,
+            method=f"two-phase {estimate.method}",
+            fit_p=estimate.fit_p,
+        )
+        if estimate.note:
+            entry["note"] = estimate.note
+        report.append(entry)
+    return report
+
+
+def _group_counts(store: Store, dims: list[str], params: dict) -> dict[tuple, tuple[int, int, int]]:
+    """Per group of the detector's page_stats: (pages, excluded, documents)."""
+    select, group = _grouping(dims)
+    _, rows = store.query(
+        f"SELECT {', '.join(select + [''])}sum(pages), sum(excluded), uniqExactMerge(documents) "
+        f"FROM page_stats WHERE {_DETECTOR} {group}",
+        params,
+    )
+    return {tuple(keys): (int(p), int(e), int(d)) for *keys, p, e, d in rows}
+
+
+def has_rows(store: Store, detector) -> bool:
+    """Whether the store holds pages scored by this detector name and version."""
+    _, rows = store.query(
+        f"SELECT count() FROM (SELECT 1 FROM page_stats WHERE {_DETECTOR} LIMIT 1)",
+        {"detector": detector.name, "version": detector.version},
+    )
+    return bool(rows[0][0])
 
 
 def _exclusions(store: Store, dims: list[str], params: dict) -> dict[tuple, dict[str, int]]:
@@ -221,7 +311,8 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
 
 
 PERCENT = {"share", "ci_low", "ci_high", "naive_share", "control_rate", "lab_fpr"}
-COUNTS = {"pages", "documents", "excluded", "control_documents", "n_human", "n_machine", "min_words"}
+COUNTS = {"pages", "documents", "strong_documents", "excluded", "control_documents", "n_human", "n_machine"}
+COUNTS |= {"min_words"}
 NUMERIC = PERCENT | COUNTS | {"auroc", "tpr@1%fpr", "tpr@5%fpr", "fit_p"}
 MISFIT_P = 0.05  # a fit_p below this marks a row that no mixture of the reference classes explains
 

@@ -4,6 +4,12 @@ Stored pages keep their main text, so a better detector back-fills the whole his
 without recrawling: the rows are read back as `Page`s and run through the same score and
 store stages. A page already scored by this detector name and version is never scored
 again, so a rerun (or a resumed, interrupted one) adds nothing twice.
+
+`sample` R < 1 scores only the documents whose sample key (synthweb.sampling) is below R, with
+inclusion probability R: the strong phase of two-phase scoring, done later (say on a GPU fleet). The
+documents the detector already scored at a lower rate are raised to R first (`sample_inclusion`),
+since the key picks a superset; an interrupted run leaves picks unscored in URL order, which a rerun
+completes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 
 from synthweb.driver import Batch, Progress, drive
 from synthweb.pipeline import Page, Pipeline
+from synthweb.sampling import SAMPLE_KEY_SQL
 from synthweb.score import ScoreStage
 from synthweb.store import PAGE_COLUMNS, Store, StoreStage
 
@@ -55,10 +62,15 @@ def check_where(where: str) -> str:
     return where
 
 
-def _todo_sql(where: str, columns: str, limit: str = "") -> str:
+def _picked(where: str, sample: float) -> str:
+    """The conditions on `pages` rows of the documents to score: --where, and the sample key below the rate."""
     condition = f"AND ({check_where(where)})" if where.strip() else ""
+    return condition + (f" AND {SAMPLE_KEY_SQL} < {{rate:Float64}}" if sample < 1.0 else "")
+
+
+def _todo_sql(where: str, columns: str, limit: str = "", sample: float = 1.0) -> str:
     return (
-        f"SELECT {columns} FROM pages WHERE text != '' {condition} "
+        f"SELECT {columns} FROM pages WHERE text != '' {_picked(where, sample)} "
         "AND NOT (detector = {name:String} AND detector_version = {version:String}) "
         "AND (snapshot, url, content_hash) NOT IN (SELECT snapshot, url, content_hash FROM pages "
         "WHERE detector = {name:String} AND detector_version = {version:String}) "
@@ -66,12 +78,14 @@ def _todo_sql(where: str, columns: str, limit: str = "") -> str:
     )
 
 
-def pending(store: Store, detector, where: str = "") -> int:
+def pending(store: Store, detector, where: str = "", sample: float = 1.0) -> int:
     """How many distinct stored pages (snapshot, url, content) still lack this detector's score."""
-    params = {"name": detector.name, "version": detector.version}
+    params = {"name": detector.name, "version": detector.version, "rate": sample}
     try:
         _, rows = store.query(
-            f"SELECT count() FROM ({_todo_sql(where, 'DISTINCT snapshot, url, content_hash')})", params, readonly=True
+            f"SELECT count() FROM ({_todo_sql(where, 'DISTINCT snapshot, url, content_hash', sample=sample)})",
+            params,
+            readonly=True,
         )
     except RescoreError:
         raise
@@ -80,15 +94,21 @@ def pending(store: Store, detector, where: str = "") -> int:
     return int(rows[0][0])
 
 
-def rescore(store: Store, detector, where: str = "", batch_size: int = 64, show_progress: bool = False) -> dict:
-    """Score every matching stored page that lacks `detector`'s name+version; return counts."""
-    todo = pending(store, detector, where)
+def rescore(
+    store: Store, detector, where: str = "", batch_size: int = 64, show_progress: bool = False, sample: float = 1.0
+) -> dict:
+    """Score every matching stored page (with `sample` < 1: every picked one) that lacks `detector`'s
+    name+version; return counts."""
+    if not 0.0 < sample <= 1.0:
+        raise RescoreError(f"--sample must be in (0, 1], not {sample}")
+    todo = pending(store, detector, where, sample)
     store.record_calibration(detector)  # SQL's shares for the new rows (the store stage does it from settings)
+    raised = _raise_inclusion(store, detector, where, sample)
     pipeline = Pipeline([ScoreStage(detector, batch_size), StoreStage(store)])
-    params = {"name": detector.name, "version": detector.version}
+    params = {"name": detector.name, "version": detector.version, "rate": sample}
     columns = ", ".join(f"`{c}`" for c in PAGE_COLUMNS)
     key = "snapshot, url, content_hash"
-    sql = _todo_sql(where, columns, f"ORDER BY {key} LIMIT 1 BY {key} LIMIT {ROUND_ROWS}")
+    sql = _todo_sql(where, columns, f"ORDER BY {key} LIMIT 1 BY {key} LIMIT {ROUND_ROWS}", sample)
 
     def batches(progress: Progress):
         task = progress.task(f"rescore {detector.name} v{detector.version}", todo, per_page=True)
@@ -102,18 +122,39 @@ def rescore(store: Store, detector, where: str = "", batch_size: int = 64, show_
                 raise RescoreError("re-scored rows were not stored; is the store read-only?")
             previous = keys
             for start in range(0, len(rows), batch_size):
-                pages = [_page(dict(zip(PAGE_COLUMNS, row, strict=True))) for row in rows[start : start + batch_size]]
+                chunk = rows[start : start + batch_size]
+                pages = [_page(dict(zip(PAGE_COLUMNS, row, strict=True)), sample) for row in chunk]
                 yield Batch(pages, token=_token(detector, pages), task=task)
 
     with Progress(show_progress, kept="rescored") as progress:
         tally = drive(batches(progress), pipeline, progress)
-    return {"detector": detector.name, "version": detector.version, "pending": todo, "rescored": tally.pages,
-            "excluded": tally.excluded}  # fmt: skip
+    return {"detector": detector.name, "version": detector.version, "sample": sample, "pending": todo,
+            "rescored": tally.pages, "excluded": tally.excluded, "raised": raised}  # fmt: skip
 
 
-def _page(values: dict[str, Any]) -> Page:
+def _raise_inclusion(store: Store, detector, where: str, sample: float) -> int:
+    """Lift the documents this detector already scored at a rate below `sample` to it; how many."""
+    params = {"name": detector.name, "version": detector.version, "rate": sample}
+    docs = (
+        "FROM pages WHERE detector = {name:String} AND detector_version = {version:String} "
+        "AND inclusion < {rate:Float64} AND (snapshot, content_hash) IN "
+        f"(SELECT snapshot, content_hash FROM pages WHERE text != '' {_picked(where, sample)}) "
+        "GROUP BY snapshot, content_hash"
+    )
+    _, rows = store.query(f"SELECT count() FROM (SELECT 1 {docs})", params, readonly=True)
+    if rows[0][0]:
+        store.client.command(
+            "INSERT INTO sample_inclusion (detector, detector_version, snapshot, content_hash, inclusion) "
+            f"SELECT {{name:String}}, {{version:String}}, snapshot, content_hash, {{rate:Float64}} {docs}",
+            parameters=params,
+        )
+    return int(rows[0][0])
+
+
+def _page(values: dict[str, Any], inclusion: float) -> Page:
     page = Page(**values)
     page.p_synthetic, page.excluded, page.detector, page.detector_version = None, "", "", ""
+    page.inclusion, page.strong = inclusion, None
     return page
 
 

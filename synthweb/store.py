@@ -26,7 +26,7 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse"
 PAGE_COLUMNS = [
     "snapshot", "url", "host", "domain", "tld", "lang", "published", "date_source", "fetched_at",
     "status", "title", "text", "content_hash", "word_count", "detector", "detector_version",
-    "p_synthetic", "excluded", "source", "source_offset",
+    "p_synthetic", "excluded", "source", "source_offset", "inclusion",
 ]  # fmt: skip
 SKIP_COLUMNS = [
     "snapshot", "url", "host", "domain", "reason", "detail", "status", "fetched_at", "source", "source_offset",
@@ -157,8 +157,10 @@ class Store:
 
     def insert_pages(self, pages: list[Page], dedup_token: str | None = None) -> None:
         """Insert stored pages in one batch; `dedup_token` makes a retried insert idempotent."""
-        if pages:
-            rows = [[_page_value(p, c) for c in PAGE_COLUMNS] for p in pages]
+        rows = [[_page_value(p, c) for c in PAGE_COLUMNS] for p in pages]
+        # Two-phase scoring: the strong detector's score of a picked page is a row of its own.
+        rows += [[_page_value(p, c, p.strong) for c in PAGE_COLUMNS] for p in pages if p.strong is not None]
+        if rows:
             self._insert("pages", rows, PAGE_COLUMNS, dedup_token)
 
     def insert_skips(self, pages: list[Page], dedup_token: str | None = None) -> None:
@@ -272,8 +274,9 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _page_value(page: Page, column: str) -> Any:
-    value = getattr(page, column)
+def _page_value(page: Page, column: str, score=None) -> Any:
+    """The page's value for `column`; with `score` (a `Score`), its detector's fields come from there."""
+    value = getattr(score if score is not None and hasattr(score, column) else page, column)
     if column == "fetched_at":
         return _utc(value)
     if column == "p_synthetic" and value is not None:
@@ -296,10 +299,13 @@ class StoreStage(Stage):
     def from_settings(cls, settings) -> StoreStage:
         store = Store(settings.get("SYNTHWEB_DB"))
         store.migrate()
-        name = settings.get("SYNTHWEB_DETECTOR")
-        if name:  # the detector the score stage loads (cached): SQL needs its calibration beside its pages
-            from detectors.runtime import DetectorError, load_detector
+        # The detectors the score stage loads (cached): SQL needs their calibrations beside their pages.
+        names = [settings.get("SYNTHWEB_DETECTOR")]
+        if names[0]:
+            names.append(settings.get("SYNTHWEB_FAST_DETECTOR"))
+        from detectors.runtime import DetectorError, load_detector
 
+        for name in dict.fromkeys(n for n in names if n):
             try:
                 store.record_calibration(load_detector(name))
             except DetectorError as exc:  # the score stage says so, if it runs at all

@@ -22,6 +22,8 @@ LAYERS = {
     "schemas": 1,
     "synthweb.quantify": 1,
     "synthweb.estimate": 1,
+    "synthweb.twophase": 1,
+    "synthweb.sampling": 1,
     "synthweb.seeds": 1,
     "crawler.extract": 2,  # stages and the store (and what reads the store)
     "synthweb.score": 2,

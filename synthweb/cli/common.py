@@ -88,12 +88,12 @@ def open_store(settings, must_exist: bool = False):
     return store
 
 
-def load_detector(settings):
-    """The configured detector, or a one-line CliError."""
+def load_detector(settings, setting: str = "SYNTHWEB_DETECTOR"):
+    """The detector the setting names (default the configured one), or a one-line CliError."""
     from detectors.runtime import DetectorError, load_detector
 
     try:
-        return load_detector(settings.get("SYNTHWEB_DETECTOR"))
+        return load_detector(settings.get(setting))
     except DetectorError as exc:
         raise CliError(str(exc)) from exc
 

@@ -29,6 +29,14 @@ def register(sub) -> None:
     run.add_argument(
         "--sample-web", action="store_true", help="start the bundled local sample web and crawl it (no internet needed)"
     )
+    run.add_argument(
+        "--strong-rate",
+        default=None,
+        metavar="R",
+        help="share of documents the strong detector (--detector) scores beside the fast one on every page: a "
+        "number in (0, 1] or 'auto', which keeps pace with the crawl on this machine (env SYNTHWEB_STRONG_RATE, "
+        "default auto; docs/estimation.md)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress display")
     db_option(run)
     detector_option(run)
@@ -46,7 +54,8 @@ def register(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from synthweb.cli.query import REPORT_COLUMNS
+    from synthweb.cli.query import REPORT_COLUMNS, two_phase_rows
+    from synthweb.sampling import parse_rate
     from synthweb.seeds import SeedError, parse_seeds
 
     if args.max_pages_per_site is not None and args.max_pages_per_site < 1:
@@ -58,6 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             seeds = parse_seeds(args.seeds)
         except SeedError as exc:
             raise CliError(str(exc)) from exc
+    if args.strong_rate is not None:
+        try:
+            parse_rate(args.strong_rate)
+        except ValueError as exc:
+            raise CliError(f"--strong-rate: {exc}") from exc
     snapshot = args.snapshot or "run-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     settings = settings_for(
         args,
@@ -65,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         SYNTHWEB_MAX_PAGES_PER_SITE=args.max_pages_per_site,
         SYNTHWEB_ALLOW_PRIVATE_NETWORKS=True if (args.allow_private_networks or args.sample_web) else None,
         USER_AGENT=args.user_agent,
+        SYNTHWEB_STRONG_RATE=args.strong_rate,
     )
     detector = load_detector(settings)
     try:
@@ -89,9 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from synthweb.report import render_table, share_report
 
     try:
-        rows = [r for r in share_report(store, detector, ["domain"]) if r["pages"]]
-        render_table(rows, ["domain", *REPORT_COLUMNS], title=f"synthetic share by domain, detector {detector.name}")
-    except ValueError as exc:  # e.g. an uncalibrated detector: the pages are stored, only the share is missing
+        found = two_phase_rows(settings, store, ["domain"])
+        rows, label = found or (share_report(store, detector, ["domain"]), detector.name)
+        columns = ["domain", *(["strong_documents"] if found else []), *REPORT_COLUMNS]
+        render_table([r for r in rows if r["pages"]], columns, title=f"synthetic share by domain, detector {label}")
+    except (ValueError, CliError) as exc:  # e.g. an uncalibrated detector: pages stored, only the share missing
         print(f"synthweb: pages stored, no share reported: {exc}", file=sys.stderr)
     if summary.get("pages_failed"):
         print(f"synthweb: error: {summary['pages_failed']} pages could not be stored (see the log)", file=sys.stderr)

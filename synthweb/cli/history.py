@@ -45,6 +45,14 @@ def register(sub) -> None:
 
     rescore = sub.add_parser("rescore", help="score stored text with another detector; new rows beside the old")
     rescore.add_argument("--where", default="", metavar="SQL", help="condition on `pages` rows to re-score")
+    rescore.add_argument(
+        "--sample",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="score only the documents a strong rate R in (0, 1] picks (two-phase scoring's sample; raises the "
+        "inclusion probability of those already picked at a lower rate); default 1: every page",
+    )
     rescore.add_argument("--quiet", action="store_true")
     db_option(rescore)
     detector_option(rescore)
@@ -117,7 +125,8 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     detector = load_detector(settings)
     store = open_store(settings)
     try:
-        summary = rescore(store, detector, args.where, settings.getint("SYNTHWEB_BATCH_SIZE", 64), not args.quiet)
+        batch = settings.getint("SYNTHWEB_BATCH_SIZE", 64)
+        summary = rescore(store, detector, args.where, batch, not args.quiet, sample=args.sample)
     except RescoreError as exc:
         raise CliError(str(exc)) from exc
     finally:

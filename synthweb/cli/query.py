@@ -82,6 +82,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             title = f"pre-LLM control (published before 2022-12-01), detector {detector.name} v{detector.version}"
             render_table(rows, CONTROL_COLUMNS, title=title)
         return 0
+    # --detector (one or several), --chart and control references: the single-detector report.
+    single = args.detector or args.chart or args.fpr_from != "lab"
+    two_phase = None if single else two_phase_rows(settings, store, dims, args.method)
+    if two_phase is not None:
+        return _print_rows(args, two_phase, dims, [*dims, "strong_documents", *REPORT_COLUMNS])
     names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
     rows = []
     detectors = [load_detector(settings_for(args, SYNTHWEB_DETECTOR=name)) for name in names]
@@ -97,6 +102,32 @@ def cmd_report(args: argparse.Namespace) -> int:
         rows += [{**tag, **row} for row in found]
     columns = (["detector", "version"] if len(names) > 1 else []) + [*dims, *REPORT_COLUMNS]
     columns += ["fpr_source"] if args.fpr_from == "control" else []
+    return _print_rows(args, (rows, label), dims, columns)
+
+
+def two_phase_rows(settings, store, dims: list[str], method: str | None = None) -> tuple[list[dict], str] | None:
+    """The two-phase report's (rows, label) where it applies: a fast detector configured, other than
+    SYNTHWEB_DETECTOR, whose pages are in the store; else None (the single-detector report applies)."""
+    from synthweb.report import has_rows, two_phase_report
+
+    fast_name = settings.get("SYNTHWEB_FAST_DETECTOR")
+    strong = load_detector(settings)
+    if not fast_name or fast_name == strong.name:
+        return None
+    fast = load_detector(settings, "SYNTHWEB_FAST_DETECTOR")
+    if not has_rows(store, fast):
+        return None
+    try:
+        rows = two_phase_report(store, fast, strong, dims, method=method)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    return rows, f"{strong.name} v{strong.version} on a sample, {fast.name} v{fast.version} on every page"
+
+
+def _print_rows(args, found: tuple[list[dict], str], dims: list[str], columns: list[str]) -> int:
+    from synthweb.report import render_table, to_csv, to_json
+
+    rows, label = found
     if args.format == "json":
         print(to_json(rows))
     elif args.format == "csv":

@@ -33,7 +33,12 @@ def history(tmp_path_factory):
     (second / "manifest.json").write_text(json.dumps(manifest))
     db = f"chdb:///{tmp}/store"
     # Ingested with lexical (fast, and the baseline the second version is compared with).
-    env = {"SYNTHWEB_DETECTORS_PATH": str(tmp / "detectors"), "SYNTHWEB_DETECTOR": "lexical"}
+    # One detector per row set (two-phase scoring has tests of its own: tests/synthweb/test_two_phase.py).
+    env = {
+        "SYNTHWEB_DETECTORS_PATH": str(tmp / "detectors"),
+        "SYNTHWEB_DETECTOR": "lexical",
+        "SYNTHWEB_FAST_DETECTOR": "",
+    }
     result = synthweb("ingest", "warc", "--quiet", "--db", db, "--snapshot", "hist", str(warc), env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     return {"db": db, "env": env, "tmp": tmp}
@@ -47,7 +52,8 @@ def rescore(history, *args: str) -> dict:
 
 def test_rescore_adds_rows_beside_the_old_once(history):
     first = rescore(history, "--detector", "lexical-next", "--where", "host = 'news.example.org'")
-    assert first == {"detector": "lexical-next", "version": "2", "pending": 8, "rescored": 8, "excluded": 0}
+    assert first == {"detector": "lexical-next", "version": "2", "sample": 1.0, "pending": 8, "rescored": 8,
+                     "excluded": 0, "raised": 0}  # fmt: skip
     rest = rescore(history, "--detector", "lexical-next")
     assert rest["pending"] == 8 and rest["rescored"] == 8  # only the blog pages were left
     assert rescore(history, "--detector", "lexical-next")["rescored"] == 0  # idempotent

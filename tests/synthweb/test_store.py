@@ -4,6 +4,7 @@ import pytest
 
 from synthweb.pipeline import Page
 from synthweb.store import Store, StoreError, StoreStage, normalize_dsn, redact, split_sql
+from tests.support.store import clear
 
 
 def page(i: int, **fields) -> Page:
@@ -25,19 +26,6 @@ def page(i: int, **fields) -> Page:
     )
     values.update(fields)
     return Page(**values)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    # chDB allows one on-disk path per process: every store test shares this one.
-    store = Store(f"chdb:///{tmp_path_factory.mktemp('store')}")
-    store.migrate()
-    return store
-
-
-def clear(store: Store) -> None:
-    for table in ("pages", "skipped_pages", "page_stats"):
-        store.client.command(f"TRUNCATE TABLE {table}")
 
 
 def test_normalize_dsn_makes_relative_chdb_paths_absolute(tmp_path, monkeypatch):
