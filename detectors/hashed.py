@@ -149,12 +149,75 @@ def onnx_model(weights: np.ndarray, bias: float) -> bytes:
 
 
 def read_onnx_weights(model_file: Path) -> tuple[np.ndarray, float]:
-    """The weights and bias initializers of a model written by `onnx_model`."""
-    import onnx
-    from onnx import numpy_helper
+    """The weights and bias initializers of a model written by `onnx_model`.
 
-    inits = {i.name: i for i in onnx.load(str(model_file)).graph.initializer}
-    return numpy_helper.to_array(inits["weights"]).astype(np.float32), float(numpy_helper.to_array(inits["bias"]))
+    Read with a few lines of protobuf wire format rather than the `onnx` package, whose import alone
+    costs 0.8 s of CPU per process (measured), more than scoring 10,000 pages with this detector.
+    """
+    inits = _float_initializers(model_file.read_bytes())
+    return inits["weights"], float(inits["bias"].reshape(-1)[0])
+
+
+def _fields(buf: bytes | memoryview, start: int = 0, end: int | None = None):
+    """(field number, wire type, value) of a protobuf message: ints for varints, memoryviews for bytes."""
+    view, i, end = memoryview(buf), start, len(buf) if end is None else end
+    while i < end:
+        key, i = _varint(view, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(view, i)
+        elif wire == 2:
+            size, i = _varint(view, i)
+            value, i = view[i : i + size], i + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = view[i : i + size], i + size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def _varint(view: memoryview, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = view[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+def _float_initializers(model: bytes) -> dict[str, np.ndarray]:
+    """The float32 initializers of an ONNX model: ModelProto.graph (7) -> GraphProto.initializer (5) ->
+    TensorProto name (8), dims (1), float_data (4) or raw_data (9), data_type (2; 1 is FLOAT)."""
+    out = {}
+    for number, _, graph in _fields(model):
+        if number != 7:
+            continue
+        for field, _, tensor in _fields(graph):
+            if field != 5:
+                continue
+            name, dims, data, dtype = "", [], b"", 1
+            for key, wire, value in _fields(tensor):
+                if key == 8:
+                    name = bytes(value).decode()
+                elif key == 1:
+                    dims += [value] if wire == 0 else [v for _, _, v in _fields_packed(value)]
+                elif key in (4, 9):
+                    data = bytes(value)
+                elif key == 2:
+                    dtype = value
+            if dtype == 1:
+                out[name] = np.frombuffer(data, dtype="<f4").reshape(dims).astype(np.float32)
+    return out
+
+
+def _fields_packed(view: memoryview):
+    i = 0
+    while i < len(view):
+        value, i = _varint(view, i)
+        yield 0, 0, value
 
 
 class HashedScorer:

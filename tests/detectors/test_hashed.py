@@ -93,3 +93,18 @@ def test_shipped_hashed_detector_separates_the_calibration_split():
     assert cal["tpr"] > cal["fpr"] + 0.3
     scores = detector.score(["Some text. " * 30, ""])
     assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_weights_are_read_without_the_onnx_package_exactly_as_onnx_reads_them(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from detectors.hashed import onnx_model, read_onnx_weights
+
+    weights = np.random.default_rng(0).normal(size=1 << 10).astype(np.float32)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx_model(weights, -0.75))
+    ours, bias = read_onnx_weights(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    assert ours.dtype == np.float32 and np.array_equal(ours, inits["weights"]) and np.array_equal(ours, weights)
+    assert bias == float(inits["bias"]) == -0.75
