@@ -47,6 +47,7 @@ def worker_env(bootstrap: str, prefix: str, db: str, partitions: int = 3, **extr
         # These workers test delivery, not detection: the fast detector keeps a CPU-only worker at line rate
         # (the default's language models score a few pages a second on two cores).
         SYNTHWEB_DETECTOR="hashed",
+        SYNTHWEB_FAST_DETECTOR="",
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
