@@ -24,6 +24,8 @@ GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 # smaller sites are scored in full. 30 strong documents give a share's interval about +-0.15 at worst.
 MIN_DOCUMENTS = 30
 BUDGET = 0.5  # auto: the strong detector's CPU time at most this fraction of the rest of the job's
+# auto, before the first batch has shown the job's pace: CPU seconds per page of a crawl (measured ~0.01-0.02)
+ASSUMED_REST = 0.01
 
 
 def sample_key(snapshot: str, content_hash: str) -> float:
@@ -72,8 +74,8 @@ class StrongRate:
     ):
         self.rate, self.min_documents, self.budget = rate, max(0, int(min_documents)), float(budget)
         self.on_gpu, self.cost_hint, self.clock = on_gpu, cost_hint, clock
-        self.started = clock()
-        self.pages = 0
+        self.started: float | None = None  # the pace is measured from the first batch on, not from start-up
+        self.pages = 0  # pages since then
         self.strong_seconds = 0.0
         self.strong_documents = 0
         self.seen: dict[tuple[str, str], int] = {}  # documents per stratum so far
@@ -89,15 +91,22 @@ class StrongRate:
         if self.on_gpu:
             return 1.0
         cost = self.strong_seconds / self.strong_documents if self.strong_documents else self.cost_hint
-        if not cost or not self.pages:
-            return 1.0  # nothing measured yet: the first batch teaches the controller
-        rest = max(0.0, self.clock() - self.started - self.strong_seconds) / self.pages
+        if not cost:
+            return 1.0  # the strong detector's cost is unknown: this batch measures it
+        if self.started is None or not self.pages:
+            rest = ASSUMED_REST
+        else:
+            rest = max(0.0, self.clock() - self.started - self.strong_seconds) / self.pages
         return min(1.0, self.budget * rest / cost)
 
     def inclusion(self, pages: list[Page]) -> list[float]:
         """The inclusion probability of each page of a batch (scored pages only), counting them seen."""
         rate = self.current()
-        self.pages += len(pages)
+        if self.started is None:
+            # Loading models and opening the store is not the crawl's pace: the clock starts at the first batch.
+            self.started = self.clock()
+        else:
+            self.pages += len(pages)
         out = []
         for page in pages:
             stratum = (page.snapshot, page.domain)

@@ -55,15 +55,15 @@ class Clock:
 def test_auto_keeps_the_strong_cpu_within_its_budget_after_each_sites_minimum():
     clock = Clock()
     rate = StrongRate(None, min_documents=3, budget=0.5, clock=clock)
-    first = rate.inclusion(pages(5))
-    assert first == [1.0, 1.0, 1.0, 1.0, 1.0]  # the minimum, then nothing measured yet: 1
-    clock.now = 3.0 + 0.05 * 5  # 3 s strong for 3 documents, 0.05 s per page for the rest
+    assert rate.inclusion(pages(5)) == [1.0] * 5  # the minimum, then an unknown cost: 1 (this batch measures it)
     rate.spent(3.0, 3)
-    # rest = 0.05 s / page, strong = 1 s / doc: budget 0.5 -> rate 0.025
-    assert rate.current() == pytest.approx(0.025)
+    clock.now = 3.0  # start-up before the first batch never counts; the strong detector's 3 s are its own
+    # 1 s per document, the job's pace not seen yet: the assumed 10 ms per page -> 0.5 * 0.01 / 1
+    assert rate.current() == pytest.approx(0.005)
+    assert rate.inclusion(pages(10)) == [pytest.approx(0.005)] * 10  # site a's minimum is spent
+    clock.now += 10 * 0.05  # the rest of the job: 50 ms per page
+    assert rate.current() == pytest.approx(0.5 * 0.05 / 1.0)
     assert rate.inclusion(pages(2, domain="b.example")) == [1.0, 1.0]  # a new site gets its minimum
-    expected = rate.current()  # 2 more pages at no cost: the rest's CPU per page fell, so the rate did
-    assert expected < 0.025 and rate.inclusion(pages(4)) == [expected] * 4  # site a's minimum is spent
 
 
 def test_auto_on_a_gpu_scores_every_page():
