@@ -59,6 +59,7 @@ class ScoreStage(Stage):
             min_documents=settings.getint("SYNTHWEB_STRONG_MIN_DOCUMENTS", 30),
             budget=settings.getfloat("SYNTHWEB_STRONG_BUDGET", 0.5),
             on_gpu=bool(set(strong.providers or ()) & set(GPU_PROVIDERS)),
+            # The manifest's cost is wall time on 2 threads; the first batch's strong scoring measures the CPU.
             cost_hint=cost / 1000.0 if cost else None,
         )
         return cls(load_detector(fast_name), batch, strong=strong, rate=policy)

@@ -85,6 +85,8 @@ def test_unknown_detector_is_a_clear_error(tmp_path, capsys):
         (["run", "ftp://example.com/"], "malformed seed"),
         (["run", "@/nonexistent/seeds.txt"], "cannot read seed file"),
         (["report", "--by", "planet"], "unknown dimension"),
+        (["run", "--strong-rate", "1.5", "example.org"], "--strong-rate: strong rate must be in (0, 1]"),
+        (["run", "--strong-rate", "most", "example.org"], "--strong-rate: strong rate must be a number"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path, capsys):
