@@ -158,10 +158,10 @@ def read_onnx_weights(model_file: Path) -> tuple[np.ndarray, float]:
     return inits["weights"], float(inits["bias"].reshape(-1)[0])
 
 
-def _fields(buf: bytes | memoryview, start: int = 0, end: int | None = None):
+def _fields(buf: bytes | memoryview):
     """(field number, wire type, value) of a protobuf message: ints for varints, memoryviews for bytes."""
-    view, i, end = memoryview(buf), start, len(buf) if end is None else end
-    while i < end:
+    view, i = memoryview(buf), 0
+    while i < len(view):
         key, i = _varint(view, i)
         number, wire = key >> 3, key & 7
         if wire == 0:
@@ -203,7 +203,7 @@ def _float_initializers(model: bytes) -> dict[str, np.ndarray]:
                 if key == 8:
                     name = bytes(value).decode()
                 elif key == 1:
-                    dims += [value] if wire == 0 else [v for _, _, v in _fields_packed(value)]
+                    dims += [value] if wire == 0 else list(_packed_varints(value))
                 elif key in (4, 9):
                     data = bytes(value)
                 elif key == 2:
@@ -213,11 +213,12 @@ def _float_initializers(model: bytes) -> dict[str, np.ndarray]:
     return out
 
 
-def _fields_packed(view: memoryview):
+def _packed_varints(view: memoryview):
+    """The integers of a packed repeated varint field."""
     i = 0
     while i < len(view):
         value, i = _varint(view, i)
-        yield 0, 0, value
+        yield value
 
 
 class HashedScorer:

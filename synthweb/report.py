@@ -311,8 +311,9 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
 
 
 PERCENT = {"share", "ci_low", "ci_high", "naive_share", "control_rate", "lab_fpr"}
-COUNTS = {"pages", "documents", "strong_documents", "excluded", "control_documents", "n_human", "n_machine"}
-COUNTS |= {"min_words"}
+COUNTS = {
+    "pages", "documents", "strong_documents", "excluded", "control_documents", "n_human", "n_machine", "min_words",
+}  # fmt: skip
 NUMERIC = PERCENT | COUNTS | {"auroc", "tpr@1%fpr", "tpr@5%fpr", "fit_p"}
 MISFIT_P = 0.05  # a fit_p below this marks a row that no mixture of the reference classes explains
 

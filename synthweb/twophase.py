@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthweb import quantify
-from synthweb.estimate import DRAWS, SEED, Calibration, Estimate, estimate_histogram
+from synthweb.estimate import DEFAULT_METHOD, DRAWS, SEED, Calibration, Estimate, estimate_histogram
 
 MIN_PER_STRATUM = 10  # strong-scored documents per post-stratum (fewer: merged with the neighbour)
 # Below this many strong-scored documents a slice is estimated with em unless a method is asked for: on
@@ -127,7 +127,7 @@ def estimate_cells(cells: Cells, calibration: Calibration, method: str | None = 
     """The slice's share from its two-phase cells, with a 95% interval over both phases and the calibration."""
     strong = cells.strong_documents
     if strong == 0:
-        method = method or calibration.method or "pacc"
+        method = method or calibration.method or DEFAULT_METHOD
         note = "no strong-scored documents in this slice: `synthweb rescore --sample R` scores some"
         return TwoPhaseEstimate(None, None, None, method, cells.documents, note=note, strong_documents=0)
     if method is None and strong < SMALL_SAMPLE:

@@ -86,7 +86,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     single = args.detector or args.chart or args.fpr_from != "lab"
     two_phase = None if single else two_phase_rows(settings, store, dims, args.method)
     if two_phase is not None:
-        return _print_rows(args, two_phase, dims, [*dims, "strong_documents", *REPORT_COLUMNS])
+        return _print_rows(args, two_phase, [*dims, "strong_documents", *REPORT_COLUMNS])
     names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
     rows = []
     detectors = [load_detector(settings_for(args, SYNTHWEB_DETECTOR=name)) for name in names]
@@ -102,7 +102,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         rows += [{**tag, **row} for row in found]
     columns = (["detector", "version"] if len(names) > 1 else []) + [*dims, *REPORT_COLUMNS]
     columns += ["fpr_source"] if args.fpr_from == "control" else []
-    return _print_rows(args, (rows, label), dims, columns)
+    return _print_rows(args, (rows, label), columns)
 
 
 def two_phase_rows(settings, store, dims: list[str], method: str | None = None) -> tuple[list[dict], str] | None:
@@ -124,7 +124,7 @@ def two_phase_rows(settings, store, dims: list[str], method: str | None = None) 
     return rows, f"{strong.name} v{strong.version} on a sample, {fast.name} v{fast.version} on every page"
 
 
-def _print_rows(args, found: tuple[list[dict], str], dims: list[str], columns: list[str]) -> int:
+def _print_rows(args, found: tuple[list[dict], str], columns: list[str]) -> int:
     from synthweb.report import render_table, to_csv, to_json
 
     rows, label = found
