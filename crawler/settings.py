@@ -69,6 +69,8 @@ SYNTHWEB_STAGES = [
     "synthweb.score.ScoreStage",
     "synthweb.store.StoreStage",
 ]
+# The embedded `synthweb run` clusters the snapshot's near-duplicates when the crawl ends (synthweb.dedup).
+SYNTHWEB_DEDUP = True
 # Robots.txt Crawl-delay is honoured up to this many seconds (a bigger one would stall a site).
 SYNTHWEB_MAX_CRAWL_DELAY = 60.0
 

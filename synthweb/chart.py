@@ -129,3 +129,62 @@ def _html_page(title: str, svg: str, lines: dict[str, list[dict]]) -> str:
 
 def _pct(value) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
+
+
+LAYER_COLOURS = {"human": "#4a7bb7", "uncertain": "#c8c8c8", "synthetic": "#d9534f"}
+
+
+def write_layers_chart(path: str | Path, summary: list[dict], moves: list[dict], title: str) -> Path:
+    """Draw the split of domains between layers per period (stacked bars, the uncertain band between the two
+    layers) and the transitions under it, as a self-contained .html page (inline SVG, no dependency)."""
+    escape = html.escape
+    if chart_format(path) != "html":
+        raise ChartError("the layers chart is an .html page: give a FILE ending in .html")
+    periods = list(dict.fromkeys(row["period"] for row in summary))
+    if not periods:
+        raise ChartError("nothing to draw: no domain has scored documents")
+    width, height, left, bar = 120 + 90 * len(periods), 320, 60, 50
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 60}">']
+    for tick in (0, 25, 50, 75, 100):
+        y = height - tick * (height - 20) / 100
+        parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{tick}%</text>')
+    for i, period in enumerate(periods):
+        x, y = left + 20 + 90 * i, float(height)
+        for layer in ("human", "uncertain", "synthetic"):
+            row = next((r for r in summary if r["period"] == period and r["layer"] == layer), None)
+            if row is None or not row["domains"]:
+                continue
+            h = row["domain_share"] * (height - 20)
+            y -= h
+            tip = f"{period} {layer}: {row['domains']} domains, {row['documents']} documents"
+            parts.append(
+                f'<rect x="{x}" y="{y:.1f}" width="{bar}" height="{h:.1f}" fill="{LAYER_COLOURS[layer]}">'
+                f"<title>{escape(tip)}</title></rect>"
+            )
+        parts.append(f'<text x="{x + bar / 2}" y="{height + 16}" text-anchor="middle" font-size="11">'
+                     f"{escape(period)}</text>")  # fmt: skip
+    legend = "".join(
+        f'<rect x="{left + 110 * k}" y="{height + 32}" width="12" height="12" fill="{c}"/>'
+        f'<text x="{left + 110 * k + 16}" y="{height + 42}" font-size="11">{name}</text>'
+        for k, (name, c) in enumerate(LAYER_COLOURS.items())
+    )
+    parts.append(legend + "</svg>")
+    rows = "".join(
+        f"<tr><td>{escape(m['from_period'])} → {escape(m['to_period'])}</td><td>{m['from']} → {m['to']}</td>"
+        f"<td>{m['domains']}</td><td>{escape(', '.join(m['examples']))}</td></tr>"
+        for m in moves
+    )
+    table = (
+        "<table><tr><th>periods</th><th>layers</th><th>domains</th><th>examples</th></tr>" + rows + "</table>"
+        if moves
+        else "<p>No domain changed layer between consecutive periods.</p>"
+    )
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title></head><body>'
+        f"<h1>{escape(title)}</h1><p>Share of domains per layer and period (a domain is synthetic when its share's "
+        f"95% interval lies above the cut, human below, uncertain otherwise).</p>{''.join(parts)}"
+        f"<h2>Transitions</h2>{table}</body></html>"
+    )
+    path = Path(path)
+    path.write_text(page, encoding="utf-8")
+    return path

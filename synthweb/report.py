@@ -46,9 +46,13 @@ def _grouping(dims: list[str], extra: tuple[str, ...] = ()) -> tuple[list[str], 
 
 
 def share_report(
-    store: Store, detector, dims: list[str], method: str | None = None, fpr_from: str = "lab"
+    store: Store, detector, dims: list[str], method: str | None = None, fpr_from: str = "lab", count: str = "documents"
 ) -> list[dict]:
     """One row per group: the dims, pages, documents, excluded (with reasons), and the share with its interval.
+
+    `count="clusters"` counts each near-duplicate cluster once (one document of it per group, the one with the
+    smallest content hash) instead of each document; `documents` is then the number of clusters. Rows gain
+    `near_duplicate_documents` and `clusters` where `synthweb dedup` has run on the group's snapshots.
 
     `fpr_from="control"` takes the human score distribution of each (domain, lang) stratum from its
     pre-LLM pages where it has at least CONTROL_MIN_DOCUMENTS of them (the lab's elsewhere), mixed
@@ -56,6 +60,9 @@ def share_report(
     """
     if fpr_from not in ("lab", "control"):
         raise ValueError(f"fpr_from must be 'lab' or 'control', not {fpr_from!r}")
+    _check_count(store, count)
+    if count == "clusters" and fpr_from != "lab":
+        raise ValueError("--count clusters takes the lab's human score distribution (--fpr-from lab)")
     calibration = store_calibration(detector)
     params = {"detector": detector.name, "version": detector.version}
     select, group = _grouping(dims)
@@ -66,12 +73,17 @@ def share_report(
     _, rows = store.query(sql, params)
     reasons = _exclusions(store, dims, params)
     references = _control_references(store, dims, params, calibration) if fpr_from == "control" else {}
+    spread = near_duplicate_counts(store, dims, params)
+    per_cluster = _cluster_histograms(store, dims, params) if count == "clusters" else {}
     report = []
     for row in rows:
         *keys, pages, excluded, documents, hist = row
         if not dims and pages == 0:
             continue
         key = tuple(keys)
+        if count == "clusters":
+            hist = per_cluster.get(key, np.zeros(BINS, dtype=np.int64))
+            documents = int(hist.sum())
         reference = references.get(key)
         estimate = estimate_histogram(np.asarray(hist), calibration, method, human=reference[:2] if reference else None)
         entry = dict(zip(dims, keys, strict=True))
@@ -86,6 +98,7 @@ def share_report(
             naive_share=estimate.naive,
             method=estimate.method,
             fit_p=estimate.fit_p,
+            **spread.get(key, {}),
         )
         if estimate.note:
             entry["note"] = estimate.note
@@ -98,13 +111,17 @@ def share_report(
 _BIN = f"least(toUInt8(floor(toFloat64(ifNull(p_synthetic, 0)) * {BINS} + 1e-4)), {BINS - 1})"  # as page_stats_mv
 
 
-def two_phase_report(store: Store, fast, strong, dims: list[str], method: str | None = None) -> list[dict]:
+def two_phase_report(
+    store: Store, fast, strong, dims: list[str], method: str | None = None, count: str = "documents"
+) -> list[dict]:
     """One row per group, two-phase: the `strong` detector's share over the documents `fast` scored.
 
     The documents are the fast detector's (every page); the strong detector's scores of the sampled
     ones are weighted by their inclusion probabilities and post-stratified on the fast score
-    (synthweb.twophase). Rows carry `strong_documents` beside `documents`.
+    (synthweb.twophase). Rows carry `strong_documents` beside `documents`. `count="clusters"`: as in
+    share_report, each near-duplicate cluster is one unit (its document with the smallest content hash).
     """
+    _check_count(store, count)
     calibration = store_calibration(strong)
     params = {"detector": fast.name, "version": fast.version, "strong": strong.name, "sversion": strong.version}
     counts = _group_counts(store, dims, params)
@@ -116,6 +133,14 @@ def two_phase_report(store: Store, fast, strong, dims: list[str], method: str | 
         f"FROM (SELECT *, ifNull(published, toDate(0)) AS day FROM pages WHERE {_DETECTOR} AND excluded = '') "
         f"GROUP BY {', '.join(keys + ids)}"
     )
+    if count == "clusters":  # one unit per cluster: its smallest document stands for it, sampled or not
+        documents = (
+            f"SELECT {', '.join(keys + ids[1:])}, min(member) AS content_hash, argMin(member_bin, member) AS fbin "
+            f"FROM (SELECT d.*, d.content_hash AS member, d.fbin AS member_bin, if(n.cluster = '', d.content_hash, "
+            f"n.cluster) AS cluster FROM ({documents}) AS d LEFT JOIN latest_near_duplicates AS n "
+            "ON d.snapshot = n.snapshot AND d.content_hash = n.content_hash) "
+            f"GROUP BY {', '.join(keys + ids[1:] + ['cluster'])}"
+        )
     where_strong = "detector = {strong:String} AND detector_version = {sversion:String}"
     sampled = (
         f"SELECT snapshot, content_hash, 1 AS hit, any({_BIN}) AS sbin, max(inclusion) AS pi FROM pages "
@@ -139,11 +164,15 @@ def two_phase_report(store: Store, fast, strong, dims: list[str], method: str | 
     for row in rows:
         cells.setdefault(tuple(row[: len(dims)]), []).append(row[len(dims) :])
     reasons = _exclusions(store, dims, params)
+    spread = near_duplicate_counts(store, dims, params)
     report = []
     for key, (pages, excluded, documents_n) in counts.items():
         if not dims and pages == 0:
             continue
-        estimate = estimate_cells(Cells.from_rows(cells.get(key, [])), calibration, method)
+        units = Cells.from_rows(cells.get(key, []))
+        estimate = estimate_cells(units, calibration, method)
+        if count == "clusters":
+            documents_n = units.documents
         entry = dict(zip(dims, key, strict=True))
         entry.update(
             pages=pages,
@@ -157,6 +186,7 @@ def two_phase_report(store: Store, fast, strong, dims: list[str], method: str | 
             naive_share=estimate.naive,
             method=f"two-phase {estimate.method}",
             fit_p=estimate.fit_p,
+            **spread.get(key, {}),
         )
         if estimate.note:
             entry["note"] = estimate.note
@@ -173,6 +203,62 @@ def _group_counts(store: Store, dims: list[str], params: dict) -> dict[tuple, tu
         params,
     )
     return {tuple(keys): (int(p), int(e), int(d)) for *keys, p, e, d in rows}
+
+
+COUNT_UNITS = ("documents", "clusters")
+
+
+def _check_count(store: Store, count: str) -> None:
+    if count not in COUNT_UNITS:
+        raise ValueError(f"count must be one of {', '.join(COUNT_UNITS)}, not {count!r}")
+    if count == "clusters" and not deduplicated(store):
+        raise ValueError("--count clusters needs near-duplicate clusters: run `synthweb dedup` first")
+
+
+def deduplicated(store: Store) -> bool:
+    """Whether `synthweb dedup` has run on any snapshot of the store."""
+    _, rows = store.query("SELECT count() FROM (SELECT 1 FROM dedup_runs LIMIT 1)")
+    return bool(rows[0][0])
+
+
+# The detector's counted documents with their cluster (a document of its own where dedup found none).
+_CLUSTERED = (
+    "SELECT p.*, if(n.cluster = '', p.content_hash, n.cluster) AS cluster, n.cluster_domains AS cluster_domains "
+    f"FROM (SELECT *, ifNull(published, toDate(0)) AS day, {_BIN} AS bin FROM pages WHERE {_DETECTOR} "
+    "AND excluded = '') AS p "
+    "LEFT JOIN latest_near_duplicates AS n ON p.snapshot = n.snapshot AND p.content_hash = n.content_hash"
+)
+
+
+def near_duplicate_counts(store: Store, dims: list[str], params: dict) -> dict[tuple, dict[str, int]]:
+    """Per group of deduplicated snapshots: `near_duplicate_documents` (documents in a cluster that spans two or
+    more domains) and `clusters` (distinct clusters, a document without near-duplicates being its own)."""
+    if not deduplicated(store):
+        return {}
+    select, group = _grouping(dims)
+    _, rows = store.query(
+        f"SELECT {', '.join(select + [''])}uniqExactIf((snapshot, content_hash), cluster_domains > 1), "
+        f"uniqExact((snapshot, cluster)) FROM ({_CLUSTERED}) "
+        f"WHERE snapshot IN (SELECT snapshot FROM dedup_runs) {group}",
+        params,
+    )
+    return {tuple(keys): {"near_duplicate_documents": int(n), "clusters": int(c)} for *keys, n, c in rows}
+
+
+def _cluster_histograms(store: Store, dims: list[str], params: dict) -> dict[tuple, np.ndarray]:
+    """Per group: the score histogram of one document per cluster (the smallest content hash)."""
+    select, _ = _grouping(dims)
+    keys = [f"`{d}`" for d in dims]
+    _, rows = store.query(
+        f"SELECT {', '.join(keys + ['fbin'])}, count() FROM (SELECT {', '.join(select + [''])}"
+        f"argMin(bin, content_hash) AS fbin FROM ({_CLUSTERED}) GROUP BY {', '.join(keys + ['snapshot', 'cluster'])}) "
+        f"GROUP BY {', '.join(keys + ['fbin'])}",
+        params,
+    )
+    out: dict[tuple, np.ndarray] = {}
+    for *key, fbin, n in rows:
+        out.setdefault(tuple(key), np.zeros(BINS, dtype=np.int64))[int(fbin)] += int(n)
+    return out
 
 
 def has_rows(store: Store, detector) -> bool:
@@ -310,9 +396,13 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     return out.getvalue()
 
 
-PERCENT = {"share", "ci_low", "ci_high", "naive_share", "control_rate", "lab_fpr"}
+PERCENT = {
+    "share", "ci_low", "ci_high", "naive_share", "control_rate", "lab_fpr", "domain_share", "document_share",
+    "near_duplicate_rate",
+}  # fmt: skip
 COUNTS = {
     "pages", "documents", "strong_documents", "excluded", "control_documents", "n_human", "n_machine", "min_words",
+    "near_duplicate_documents", "clusters", "domains",
 }  # fmt: skip
 NUMERIC = PERCENT | COUNTS | {"auroc", "tpr@1%fpr", "tpr@5%fpr", "fit_p"}
 MISFIT_P = 0.05  # a fit_p below this marks a row that no mixture of the reference classes explains

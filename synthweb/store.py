@@ -195,6 +195,10 @@ class Store:
         self._insert("detector_calibrations", [row], CALIBRATION_COLUMNS, None)
         return True
 
+    def insert(self, table: str, rows: list[list[Any]], columns: list[str], dedup_token: str | None = None) -> None:
+        """Insert rows into one of the store's tables (StoreError on failure)."""
+        self._insert(table, rows, columns, dedup_token)
+
     def _insert(self, table: str, rows: list[list[Any]], columns: list[str], token: str | None) -> None:
         # The MV setting makes a deduplicated retry skip the aggregates too, not only `pages`.
         settings = (

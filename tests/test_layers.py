@@ -24,12 +24,15 @@ LAYERS = {
     "synthweb.estimate": 1,
     "synthweb.twophase": 1,
     "synthweb.sampling": 1,
+    "synthweb.neardup": 1,
+    "synthweb.layers": 1,
     "synthweb.seeds": 1,
     "crawler.extract": 2,  # stages and the store (and what reads the store)
     "synthweb.score": 2,
     "synthweb.store": 2,
     "synthweb.report": 2,
     "synthweb.chart": 2,
+    "synthweb.dedup": 2,
     "synthweb.sampleweb": 2,
     "synthweb.make_sample_texts": 2,
     "crawler": 3,  # sources (Scrapy crawl, WARC, Wayback, rescore) and the stream

@@ -1,5 +1,5 @@
 """The `synthweb` command line: run, report, sql, score, estimate, detectors, crawler, worker, snapshot,
-ingest, wayback, rescore.
+ingest, wayback, rescore, dedup, layers.
 
 One module per command group (`register(subparsers)` adds its commands, each setting `run`); the
 shared options and the user-error type are in `synthweb.cli.common`. Libraries raise their own
@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synthweb.cli import crawl, detectors, files, history, query, stream
+from synthweb.cli import crawl, detectors, files, history, layers, query, stream
 from synthweb.cli.common import CliError
 from synthweb.config import SettingsError
 
 __all__ = ["CliError", "build_parser", "main"]
 
-GROUPS = (crawl, query, files, stream, detectors, history)
+GROUPS = (crawl, query, layers, files, stream, detectors, history)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,7 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_crawl(seeds, settings, show_progress=not args.quiet)
 
     print(json.dumps({"snapshot": snapshot, **summary}), file=sys.stderr)
+    from synthweb.cli.layers import run_dedup
     from synthweb.report import render_table, share_report
+
+    if settings.getbool("SYNTHWEB_DEDUP") and summary.get("pages_stored"):
+        run_dedup(store, snapshot)
 
     try:
         found = two_phase_rows(settings, store, ["domain"])

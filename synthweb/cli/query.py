@@ -47,6 +47,13 @@ def register(sub) -> None:
     report.add_argument(
         "--chart", default=None, metavar="FILE", help="draw the share per month to FILE (.png, .svg or .html)"
     )
+    report.add_argument(
+        "--count",
+        choices=["documents", "clusters"],
+        default="documents",
+        help="unit of the share: each distinct document, or each near-duplicate cluster once (a text spun across "
+        "40 sites is one piece of writing; needs `synthweb dedup`)",
+    )
     db_option(report)
     detector_option(report, several=True)
     report.set_defaults(run=cmd_report)
@@ -84,9 +91,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     # --detector (one or several), --chart and control references: the single-detector report.
     single = args.detector or args.chart or args.fpr_from != "lab"
-    two_phase = None if single else two_phase_rows(settings, store, dims, args.method)
+    two_phase = None if single else two_phase_rows(settings, store, dims, args.method, args.count)
     if two_phase is not None:
-        return _print_rows(args, two_phase, [*dims, "strong_documents", *REPORT_COLUMNS])
+        return _print_rows(args, two_phase, [*dims, "strong_documents", *REPORT_COLUMNS, *_cluster_columns(two_phase)])
     names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
     rows = []
     detectors = [load_detector(settings_for(args, SYNTHWEB_DETECTOR=name)) for name in names]
@@ -96,16 +103,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     for detector in detectors:  # several detectors (or versions): rows side by side, to compare them
         tag = {"detector": detector.name, "version": detector.version} if len(names) > 1 else {}
         try:
-            found = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from)
+            found = share_report(store, detector, dims, method=args.method, fpr_from=args.fpr_from, count=args.count)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         rows += [{**tag, **row} for row in found]
     columns = (["detector", "version"] if len(names) > 1 else []) + [*dims, *REPORT_COLUMNS]
     columns += ["fpr_source"] if args.fpr_from == "control" else []
+    columns += _cluster_columns((rows, ""))
     return _print_rows(args, (rows, label), columns)
 
 
-def two_phase_rows(settings, store, dims: list[str], method: str | None = None) -> tuple[list[dict], str] | None:
+def _cluster_columns(found: tuple[list[dict], str]) -> list[str]:
+    """The near-duplicate columns, where `synthweb dedup` gave the rows them."""
+    return ["near_duplicate_documents", "clusters"] if any("clusters" in row for row in found[0]) else []
+
+
+def two_phase_rows(
+    settings, store, dims: list[str], method: str | None = None, count: str = "documents"
+) -> tuple[list[dict], str] | None:
     """The two-phase report's (rows, label) where it applies: a fast detector configured, other than
     SYNTHWEB_DETECTOR, whose pages are in the store; else None (the single-detector report applies)."""
     from synthweb.report import has_rows, two_phase_report
@@ -118,7 +133,7 @@ def two_phase_rows(settings, store, dims: list[str], method: str | None = None) 
     if not has_rows(store, fast):
         return None
     try:
-        rows = two_phase_report(store, fast, strong, dims, method=method)
+        rows = two_phase_report(store, fast, strong, dims, method=method, count=count)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     return rows, f"{strong.name} v{strong.version} on a sample, {fast.name} v{fast.version} on every page"

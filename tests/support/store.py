@@ -2,7 +2,10 @@
 
 from synthweb.store import Store
 
-TABLES = ("pages", "skipped_pages", "page_stats", "page_exclusions", "sample_inclusion", "detector_calibrations")
+TABLES = (
+    "pages", "skipped_pages", "page_stats", "page_exclusions", "sample_inclusion", "detector_calibrations",
+    "minhash_signatures", "dedup_runs", "near_duplicates",
+)  # fmt: skip
 
 
 def clear(store: Store) -> None:
