@@ -112,3 +112,24 @@ def transitions(entries: list[dict], examples: int = 5) -> list[dict]:
                 }
             )
     return out
+
+
+TABLE_COLUMNS = [
+    "recorded", "period_kind", "period", "domain", "layer", "cut", "documents", "near_duplicate_documents",
+    "share", "ci_low", "ci_high", "detector",
+]  # fmt: skip
+
+
+def record(store, entries: list[dict], period: str, cut: float, detector: str) -> int:
+    """Write the (period, domain) entries to the store's `domain_layers` table, for dashboards; return how many."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    rows = [
+        [now, period, e["period"], e["domain"], e["layer"], cut, e["documents"], e["near_duplicate_documents"],
+         e["share"], e["ci_low"], e["ci_high"], detector]
+        for e in entries
+    ]  # fmt: skip
+    if rows:
+        store.insert("domain_layers", rows, TABLE_COLUMNS)
+    return len(rows)

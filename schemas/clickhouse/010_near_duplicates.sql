@@ -59,3 +59,23 @@ SELECT
     if(n.cluster = '', toUInt32(1), n.cluster_domains) AS cluster_domains
 FROM (SELECT DISTINCT snapshot, url, domain, content_hash FROM pages WHERE snapshot IN (SELECT snapshot FROM dedup_runs)) AS p
 LEFT JOIN latest_near_duplicates AS n ON p.snapshot = n.snapshot AND p.content_hash = n.content_hash;
+
+-- `synthweb layers --record`: each domain's layer per period as the command computed it (its share's 95%
+-- interval against the cut), for dashboards. Readers take the latest `recorded` per period kind.
+CREATE TABLE IF NOT EXISTS domain_layers
+(
+    recorded                 DateTime64(3, 'UTC'),
+    period_kind              LowCardinality(String),  -- snapshot, year or month
+    period                   String,
+    domain                   LowCardinality(String),
+    layer                    LowCardinality(String),  -- human, uncertain, synthetic
+    cut                      Float32,
+    documents                UInt64,
+    near_duplicate_documents Nullable(UInt64),
+    share                    Nullable(Float64),
+    ci_low                   Nullable(Float64),
+    ci_high                  Nullable(Float64),
+    detector                 LowCardinality(String)
+)
+ENGINE = MergeTree
+ORDER BY (period_kind, recorded, period, domain);

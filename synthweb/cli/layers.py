@@ -31,6 +31,8 @@ def register(sub) -> None:
                         "moved between layers")  # fmt: skip
     layers.add_argument("--domains", action="store_true", help="one row per (period, domain) instead of per layer")
     layers.add_argument("--chart", default=None, metavar="FILE", help="draw the split over time to FILE (.html)")
+    layers.add_argument("--record", action="store_true", help="also write each domain's layer to the store's "
+                        "domain_layers table (the Grafana panel reads it)")  # fmt: skip
     db_option(layers)
     detector_option(layers)
     layers.set_defaults(run=cmd_layers)
@@ -64,7 +66,7 @@ def run_dedup(store, snapshot: str) -> None:
 
 def cmd_layers(args: argparse.Namespace) -> int:
     from synthweb.cli.query import two_phase_rows
-    from synthweb.layers import domain_layers, summarize, transitions
+    from synthweb.layers import domain_layers, record, summarize, transitions
     from synthweb.report import render_table, share_report, to_csv, to_json
 
     if not 0 < args.cut < 1:
@@ -81,6 +83,9 @@ def cmd_layers(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
     rows, label = found
     entries = domain_layers(rows, args.by, args.cut)
+    if args.record:
+        written = record(store, entries, args.by, args.cut, label)
+        print(f"recorded the layers of {written} (period, domain) pairs in domain_layers", file=sys.stderr)
     if args.transitions:
         out, columns, title = transitions(entries), TRANSITION_COLUMNS, "domains that moved between layers"
     elif args.domains:

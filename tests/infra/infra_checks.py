@@ -245,7 +245,8 @@ def synthweb_image_commands() -> list[tuple[str, list[str]]]:
     for obj in k8s_objects():
         if obj["kind"] not in ("Deployment", "CronJob", "Job", "StatefulSet"):
             continue
-        for container in pod_spec(obj)["containers"]:
+        spec = pod_spec(obj)
+        for container in spec.get("initContainers", []) + spec["containers"]:
             if container["image"].split(":")[0] in ("synthweb", "synthweb-gpu"):
                 argv = list(container.get("command", [])) + list(container.get("args", []))
                 if container.get("command"):

@@ -262,6 +262,10 @@ def test_grafana_queries_run_and_agree_with_synthweb_report(tmp_path):
         assert grafana["share"] == pytest.approx(row["share"], abs=1e-4)
         assert grafana["naive_share"] == pytest.approx(row["naive_share"], abs=1e-4)
     assert per_snapshot["weekly-1"]["share"] != per_snapshot["weekly-2"]["share"]
+    layers = {r["snapshot"]: r for r in next(v for k, v in queries.items() if "Layers per snapshot" in k)}
+    assert set(layers) == set(per_snapshot)
+    for row in layers.values():  # two domains per snapshot, each in exactly one layer
+        assert row["human"] + row["uncertain"] + row["synthetic"] == 2
     months = next(v for k, v in queries.items() if "by publication month" in k and "TLD" not in k)
     assert [r["time"] for r in months] == ["2025-01-01", "2025-02-01", "2025-03-01"]
 
@@ -309,7 +313,7 @@ def test_hpa_scales_the_crawler_deployment_within_the_job_partitions():
 
 
 def test_snapshot_cronjob_reads_a_seed_file_of_its_configmap():
-    cronjob = k8s_object("CronJob")
+    cronjob = k8s_object("CronJob", "synthweb-snapshot-weekly")
     spec = pod_spec(cronjob)
     args = spec["containers"][0]["args"]
     assert args[0] == "snapshot"
@@ -317,6 +321,16 @@ def test_snapshot_cronjob_reads_a_seed_file_of_its_configmap():
     (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
     seeds = k8s_object("ConfigMap", volume["configMap"]["name"])["data"]
     assert args[-1].startswith(mount["mountPath"] + "/") and args[-1].rsplit("/", 1)[1] in seeds
+    assert len(cronjob["spec"]["schedule"].split()) == 5
+
+
+def test_layers_cronjob_dedups_before_it_records_the_layers():
+    cronjob = k8s_object("CronJob", "synthweb-layers-hourly")
+    spec = pod_spec(cronjob)
+    # Init containers finish before the main one starts: the layers read the fresh clusters.
+    assert [c["args"][0] for c in spec["initContainers"]] == ["dedup"]
+    (main,) = spec["containers"]
+    assert main["args"][:1] == ["layers"] and "--record" in main["args"]
     assert len(cronjob["spec"]["schedule"].split()) == 5
 
 

@@ -75,6 +75,17 @@ def test_snapshot_two_crawlers_one_worker_store_every_page_once(kafka, sample_we
     scores = {row["host"]: row["p"] for row in store_query(env["SYNTHWEB_DB"], sql)}
     blog, news = sample_web.site("blog").address, sample_web.site("news").address
     assert scores[blog] > scores[news]
+    # The scheduled job of a deployment clusters near-duplicates on the store the workers filled.
+    dedup = subprocess.run(
+        [sys.executable, "-m", "synthweb.cli", "dedup", "--db", env["SYNTHWEB_DB"]],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert dedup.returncode == 0, dedup.stderr[-2000:]
+    (run,) = [r for r in map(json.loads, dedup.stdout.splitlines()) if r["snapshot"] == snapshot]
+    assert run["documents"] >= 40 and run["signed"] >= 40 and not run["skipped"]
+    clustered = store_query(env["SYNTHWEB_DB"], f"SELECT count() AS n FROM page_clusters WHERE snapshot = '{snapshot}'")
+    assert clustered[0]["n"] == len(store_query(env["SYNTHWEB_DB"], f"SELECT DISTINCT url FROM pages WHERE snapshot = "
+                                                                    f"'{snapshot}'"))  # fmt: skip
 
 
 def test_killed_crawler_still_every_page_once_in_the_store(kafka, sample_web, embedded_urls, tmp_path):

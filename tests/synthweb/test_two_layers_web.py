@@ -110,3 +110,13 @@ def test_dedup_on_a_deduplicated_store_has_nothing_new(crawled):
     dsn, _ = crawled
     runs = [json.loads(line) for line in synthweb("dedup", "--db", dsn).stdout.splitlines()]
     assert [r["snapshot"] for r in runs] == ["2026-01", "2026-02"] and all(r["skipped"] for r in runs)
+
+
+def test_recorded_layers_are_what_the_command_printed(crawled):
+    dsn, _ = crawled
+    printed = as_json("layers", "--db", dsn, "--domains", "--format", "json", "--detector", "hashed", "--record")
+    stored = as_json("sql", "--db", dsn, "--format", "json",
+                     "SELECT period, domain, layer FROM domain_layers WHERE recorded = (SELECT max(recorded) "
+                     "FROM domain_layers) ORDER BY period, domain")  # fmt: skip
+    assert stored == [{"period": e["period"], "domain": e["domain"], "layer": e["layer"]} for e in printed]
+    assert len(stored) == 8
