@@ -130,10 +130,15 @@ class ExtractStage(Stage):
     name = "extract"
     requires = ("trafilatura", "htmldate", "tldextract", "py3langid")
 
-    def __init__(self, favor_precision: bool = True):
+    def __init__(self, favor_precision: bool = True, max_chars: int = 3_000_000):
         self.favor_precision = favor_precision
+        self.max_chars = max_chars
         # trafilatura warns once per textless page; those are recorded as skip "no_text".
         logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+    @classmethod
+    def from_settings(cls, settings) -> ExtractStage:
+        return cls(max_chars=settings.getint("SYNTHWEB_MAX_EXTRACT_CHARS", 3_000_000))
 
     def run(self, pages: Iterable[Page]) -> Iterator[Page]:
         for page in pages:
@@ -157,6 +162,10 @@ class ExtractStage(Stage):
         html = page.html
         if looks_binary(html):
             page.skip = "binary"
+            return page
+        if self.max_chars and len(html) > self.max_chars:  # bounded work per page: memory and time
+            page.skip = "too_large"
+            page.skip_detail = f"{len(html)} characters of HTML, over SYNTHWEB_MAX_EXTRACT_CHARS={self.max_chars}"
             return page
         tree = load_html(html) if html.strip() else None
         if tree is None:

@@ -60,6 +60,7 @@ class CrawlProgress:
             "pages_skipped": sum(skipped.values()),
             "skipped": skipped,
             "pages_failed": stats.get("synthweb/pages_failed", 0),
+            "links_capped": stats.get("synthweb/links_capped", 0),
             "seconds": round(seconds, 2),
             "pages_per_second": round(self.fetched / seconds, 2) if seconds else 0.0,
             "finish_reason": stats.get("finish_reason", ""),

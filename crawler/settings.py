@@ -63,6 +63,11 @@ SYNTHWEB_ALLOW_PRIVATE_NETWORKS = False
 # of one path than this, is not followed (calendars, session ids, faceted search).
 SYNTHWEB_MAX_SEGMENT_REPEATS = 2
 SYNTHWEB_MAX_QUERY_VARIANTS = 8
+# Links followed per page: the first N of a link farm (counted as links_capped in the crawl summary); 0: all.
+SYNTHWEB_MAX_LINKS_PER_PAGE = 2000
+# HTML longer than this (characters) is recorded as skip too_large instead of extracted: trafilatura and htmldate
+# took 820 MB and 13 s on a 9.4 MB page of 200,000 links (README "Bounded work").
+SYNTHWEB_MAX_EXTRACT_CHARS = 3_000_000
 # The stages that follow fetching, in order; shared by the embedded and Faust paths.
 SYNTHWEB_STAGES = [
     "crawler.extract.ExtractStage",

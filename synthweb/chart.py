@@ -44,7 +44,8 @@ def series(rows: list[dict], group_keys: list[str]) -> dict[str, list[dict]]:
 
 
 def _with_gaps(points: list[dict]):
-    """x, share, low, high in percent, with a NaN point where months are missing so no line bridges them."""
+    """x, share, low, high in percent, with a NaN point where months are missing so no line bridges them; a month
+    flagged `too_few` (report.TOO_FEW_DOCUMENTS) is NaN too: off the line and its band, drawn hollow instead."""
     nan = float("nan")
     xs, mid, low, high = [], [], [], []
     for i, p in enumerate(points):
@@ -52,6 +53,9 @@ def _with_gaps(points: list[dict]):
             xs.append(points[i - 1]["x"])
             mid.append(nan), low.append(nan), high.append(nan)
         xs.append(p["x"])
+        if p.get("too_few"):
+            mid.append(nan), low.append(nan), high.append(nan)
+            continue
         mid.append(100 * p["share"])
         low.append(100 * (p["ci_low"] if p.get("ci_low") is not None else p["share"]))
         high.append(100 * (p["ci_high"] if p.get("ci_high") is not None else p["share"]))
@@ -70,6 +74,18 @@ def _figure(lines: dict[str, list[dict]], title: str):
         (line,) = ax.plot(xs, mid, marker="o", markersize=3, label=label)
         ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
         ax.vlines(xs, low, high, color=line.get_color(), alpha=0.35, linewidth=1)  # months standing alone
+        for p in points:  # the count on every point: a reader tells noise from trend
+            if p.get("too_few"):
+                ax.plot([p["x"]], [100 * p["share"]], marker="o", markersize=4, fillstyle="none", color="grey")
+            ax.annotate(
+                str(p.get("documents", "")),
+                (p["x"], 100 * p["share"]),
+                textcoords="offset points",
+                xytext=(0, 5),
+                ha="center",
+                fontsize=6,
+                color="grey" if p.get("too_few") else line.get_color(),
+            )
     ax.set_ylim(0, 100)
     ax.set_ylabel("machine-written share (%), 95% interval")
     ax.set_xlabel("publication month")
@@ -113,9 +129,12 @@ def _html_page(title: str, svg: str, lines: dict[str, list[dict]]) -> str:
     rows = []
     for label, points in lines.items():
         for p in points:
+            few = p.get("too_few")
+            share = "too few" if few else _pct(p["share"])
             rows.append(
                 f"<tr><td>{html.escape(label)}</td><td>{p['x']:%Y-%m}</td><td>{p.get('documents', '')}</td>"
-                f"<td>{_pct(p['share'])}</td><td>{_pct(p.get('ci_low'))}</td><td>{_pct(p.get('ci_high'))}</td></tr>"
+                f"<td>{share}</td><td>{_pct(None if few else p.get('ci_low'))}</td>"
+                f"<td>{_pct(None if few else p.get('ci_high'))}</td></tr>"
             )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

@@ -34,6 +34,9 @@ def parse_dimensions(text: str) -> list[str]:
 
 
 CONTROL_BEFORE = "2022-12-01"  # pages published before ChatGPT's release: a human baseline
+# A group with fewer documents is flagged `too_few`: tables show "too few (n=…)" instead of a share, charts leave
+# it off the line (its interval is most of 0-100% and a lone 0% or 100% reads as a trend).
+TOO_FEW_DOCUMENTS = 10
 CONTROL_MIN_DOCUMENTS = 100  # a stratum's control replaces the lab FPR only with at least this many documents
 _CONTROL = f"day != toDate(0) AND day < toDate('{CONTROL_BEFORE}')"
 _DETECTOR = "detector = {detector:String} AND detector_version = {version:String}"
@@ -100,6 +103,7 @@ def share_report(
             fit_p=estimate.fit_p,
             **spread.get(key, {}),
         )
+        entry["too_few"] = entry["documents"] < TOO_FEW_DOCUMENTS
         if estimate.note:
             entry["note"] = estimate.note
         if fpr_from == "control":
@@ -188,6 +192,7 @@ def two_phase_report(
             fit_p=estimate.fit_p,
             **spread.get(key, {}),
         )
+        entry["too_few"] = entry["documents"] < TOO_FEW_DOCUMENTS
         if estimate.note:
             entry["note"] = estimate.note
         report.append(entry)
@@ -423,6 +428,8 @@ def render_table(rows: list[dict], columns: list[str], title: str | None = None)
 
 
 def _cell(column: str, value, row: dict | None = None) -> str:
+    if row and row.get("too_few") and column in ("share", "ci_low", "ci_high", "naive_share"):
+        return f"too few (n={row.get('documents')})" if column == "share" else "—"
     if value is None:
         return "—"
     if column in PERCENT:

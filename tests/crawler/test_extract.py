@@ -131,3 +131,17 @@ def test_preset_date_is_a_fallback_the_page_date_wins():
     head = '<meta property="article:published_time" content="2018-03-04T10:00:00Z">'
     [dated] = run(Page(url="https://example.org/b", html=html(head=head), published=lastmod, date_source="capture"))
     assert (dated.published, dated.date_source) == (date(2018, 3, 4), "metadata")
+
+
+def test_html_over_the_extraction_limit_is_recorded_not_extracted():
+    big = html(BODY + "<p>" + "filler " * 2000 + "</p>")
+    [page] = list(ExtractStage(max_chars=len(big) - 1).run([Page(url="https://example.com/big", html=big)]))
+    assert page.skip == "too_large" and str(len(big)) in page.skip_detail and page.html == "" and not page.text
+    [page] = list(ExtractStage(max_chars=len(big)).run([Page(url="https://example.com/big", html=big)]))
+    assert not page.skip and page.word_count > 2000
+
+
+def test_the_extraction_limit_is_a_setting():
+    from scrapy.settings import Settings
+
+    assert ExtractStage.from_settings(Settings({"SYNTHWEB_MAX_EXTRACT_CHARS": 1234})).max_chars == 1234

@@ -8,7 +8,7 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from crawler.middlewares import PrivateNetworkRefused
-from crawler.spiders.site import SiteSpider, decode_html, site_of
+from crawler.spiders.site import SiteSpider, decode_html, first_links, site_of
 from synthweb.pipeline import Page
 
 ROOT = "http://www.example.com/"
@@ -109,3 +109,21 @@ def test_a_compression_bomb_is_recorded_too_large(spider):
         middleware.process_response(request, response)
     [page] = spider.on_error(_fail(ignored.value, ROOT + "bomb"))
     assert page.skip == "too_large" and "DOWNLOAD_MAXSIZE" in page.skip_detail
+
+
+def test_a_link_farm_is_followed_for_its_first_links_only():
+    crawler = get_crawler(SiteSpider, {"SYNTHWEB_MAX_PAGES_PER_SITE": 100, "SYNTHWEB_MAX_LINKS_PER_PAGE": 5})
+    spider = SiteSpider.from_crawler(crawler, seeds=ROOT)
+    links = "".join(f'<a href="/p{i}">link {i}</a> <A\nhref="/q{i}">other</A>' for i in range(50))
+    page, *requests = list(spider.parse(html_response(ROOT, f"<html><body>{links}</body></html>".encode())))
+    assert [r.url for r in requests] == [ROOT + p for p in ("p0", "q0", "p1", "q1", "p2")]
+    assert "/p49" in page.html  # the page itself is kept whole for extraction
+    assert spider.crawler.stats.get_value("synthweb/links_capped") == 1
+
+
+def test_first_links_keeps_a_page_under_the_cap_and_a_zero_cap_means_all():
+    response = html_response(ROOT, b"<html><body>" + b'<a href="/x">x</a>' * 3 + b"</body></html>")
+    assert first_links(response, 3) == (response, False)
+    assert first_links(response, 0) == (response, False)
+    cut, capped = first_links(response, 2)
+    assert capped and cut.body.count(b"<a ") == 2

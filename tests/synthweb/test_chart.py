@@ -47,3 +47,25 @@ def test_chart_errors(tmp_path):
         chart_format(tmp_path / "c.jpg")
     with pytest.raises(ChartError, match="nothing to draw"):
         write_chart(tmp_path / "c.png", [{"month": None, "share": 0.5}], [], "t")
+
+
+def test_a_month_of_too_few_documents_is_off_the_line_but_in_the_table(tmp_path):
+    from synthweb.chart import _with_gaps
+
+    data = rows("a.org", ["2023-01", "2023-02", "2023-03"], 0.3)
+    data[1].update(documents=1, share=1.0, ci_low=0.05, ci_high=1.0, too_few=True)
+    xs, mid, low, high = _with_gaps(series(data, [])["all"])
+    assert len(xs) == 3 and mid[0] == 30 and mid[2] == 30
+    assert mid[1] != mid[1] and low[1] != low[1]  # NaN: no line through it, no full-height band
+    text = write_chart(tmp_path / "c.html", data, [], "share").read_text()
+    assert "<td>2023-02</td><td>1</td><td>too few</td><td>—</td><td>—</td>" in text
+    assert "<td>2023-01</td><td>10</td><td>30.0%</td>" in text
+
+
+def test_tables_show_too_few_instead_of_a_share():
+    from synthweb.report import _cell
+
+    row = {"documents": 3, "share": 1.0, "ci_low": 0.3, "ci_high": 1.0, "too_few": True}
+    assert _cell("share", 1.0, row) == "too few (n=3)" and _cell("ci_low", 0.3, row) == "—"
+    assert _cell("documents", 3, row) == "3"
+    assert _cell("share", 1.0, {**row, "too_few": False}) == "100.0%"

@@ -115,6 +115,8 @@ def test_reports_count_near_duplicates_and_clusters(store, stored):
     assert by_domain["farm.example"]["near_duplicate_documents"] == 2 * SPUN  # both snapshots
     assert by_domain["news.example"]["clusters"] == 2 * 10
     assert by_domain["blog.example"]["near_duplicate_documents"] == 2
+    # Two documents (one per snapshot) are too few for a share a reader should trust; ten per snapshot are not.
+    assert by_domain["mirror.example"]["too_few"] and not by_domain["blog.example"]["too_few"]
     (total,) = share_report(store, fast, [])
     (clusters,) = share_report(store, fast, [], count="clusters")
     assert total["documents"] == 2 * (10 + SPUN + 10)
