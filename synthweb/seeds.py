@@ -36,7 +36,10 @@ def normalize_seed(seed: str) -> str:
     host = parts.hostname or ""
     if not host or not (HOSTNAME.match(host) or _is_ip(host)):
         raise SeedError(f"malformed seed {seed!r}: no valid host name")
-    return text if parts.path else text + "/"
+    # Scheme and host are case-insensitive: one spelling, so "HTTP://Example.com" is the same site as its
+    # lowercase twin (found by tests/synthweb/test_fuzz.py).
+    url = parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
+    return url if parts.path else url + "/"
 
 
 def _is_ip(host: str) -> bool:
