@@ -64,8 +64,12 @@ def main() -> None:
 
     server = ThreadingHTTPServer(("127.0.0.6", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    seeds = [f"http://127.0.0.6:{server.server_port}/", "http://169.254.169.254/latest/meta-data/",
-             "http://metadata.google.internal/computeMetadata/v1/", "http://100.100.100.200/latest/meta-data/"]  # fmt: skip
+    seeds = [
+        f"http://127.0.0.6:{server.server_port}/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://100.100.100.200/latest/meta-data/",
+    ]
     settings = {"SYNTHWEB_ALLOW_PRIVATE_NETWORKS": True, "SYNTHWEB_SITEMAPS": False, "DOWNLOAD_DELAY": 0.01,
                 "RETRY_TIMES": 0, "DOWNLOAD_TIMEOUT": 5}  # fmt: skip
     summary, pages = crawl_in_subprocess(seeds, settings, timeout=120)
