@@ -147,6 +147,13 @@ class PrivateNetworkGuard:
         return None
 
 
+def robots_middleware(crawler) -> RobotsCrawlDelayMiddleware | None:
+    """The crawl's robots.txt middleware, if robots.txt is obeyed."""
+    engine = getattr(crawler, "engine", None)
+    middlewares = engine.downloader.middleware.middlewares if engine is not None else ()
+    return next((m for m in middlewares if isinstance(m, RobotsCrawlDelayMiddleware)), None)
+
+
 class RobotsCrawlDelayMiddleware(RobotsTxtMiddleware):
     """Scrapy's RobotsTxtMiddleware that also honours `Crawl-delay`.
 
@@ -174,6 +181,27 @@ class RobotsCrawlDelayMiddleware(RobotsTxtMiddleware):
         parser = self._parsers.get(netloc)
         if parser is not None:
             self._apply_crawl_delay(parser, request)
+
+    def adopt(self, request, response=None, exc: Exception | None = None) -> None:
+        """Take a robots.txt the spider fetched itself (sitemap discovery: `response`, or the `exc` it failed with)
+        as its host's rules, so robots.txt is fetched once per site, not once more by this middleware.
+
+        Requests for the host that arrive before the rules are parsed wait for them, as they would for a fetch
+        of our own."""
+        from scrapy.utils.defer import deferred_from_coro
+        from scrapy.utils.httpobj import urlparse_cached
+        from twisted.internet.defer import Deferred
+
+        netloc = urlparse_cached(request).netloc
+        if netloc in self._parsers:
+            return
+        self._parsers[netloc] = Deferred()
+        self._stats.inc_value("robotstxt/request_count")
+        if response is None:
+            self._robots_error(exc, netloc)
+            return
+        parsing = deferred_from_coro(self._parse_robots(response, netloc, request))
+        parsing.addErrback(lambda failure: self._robots_error(failure.value, netloc))
 
     def _robots_error(self, exc, netloc) -> None:
         if isinstance(exc, IgnoreRequest):  # refused by us (a private address, ...): its pages are refused too

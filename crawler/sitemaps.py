@@ -18,7 +18,7 @@ import scrapy
 from w3lib.url import canonicalize_url
 
 from crawler.extract import site_keys
-from crawler.middlewares import PrivateNetworkRefused
+from crawler.middlewares import PrivateNetworkRefused, robots_middleware
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,9 @@ class SitemapDiscoveryMixin:
 
     def _on_robots(self, response):
         site = response.meta["sitemap_site"]
+        robots = robots_middleware(self.crawler)
+        if robots is not None:  # the same response is the site's rules: robots.txt is fetched once
+            robots.adopt(response.request, response)
         text = response.text if hasattr(response, "text") else ""
         urls = robots_sitemaps(text) or [self._discovery[site].root + "/sitemap.xml"]
         yield from self._follow_sitemaps(urls, site)
@@ -130,6 +133,10 @@ class SitemapDiscoveryMixin:
 
     def _on_robots_error(self, failure):
         site = failure.request.meta["sitemap_site"]
+        robots = robots_middleware(self.crawler)
+        if robots is not None:  # a 4xx/5xx answer or an unreachable host decides the rules (RFC 9309) here too
+            response = getattr(failure.value, "response", None)
+            robots.adopt(failure.request, response, None if response is not None else failure.value)
         if not isinstance(failure.value, PrivateNetworkRefused):  # a refused host gets nothing more
             yield from self._follow_sitemaps([self._discovery[site].root + "/sitemap.xml"], site)
         yield from self._settle(site)

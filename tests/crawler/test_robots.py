@@ -1,4 +1,8 @@
-"""robots.txt by RFC 9309, against a real local server: 5xx and unreachable disallow, 4xx allows."""
+"""robots.txt by RFC 9309, against a real local server: 5xx and unreachable disallow, 4xx allows; fetched once.
+
+With sitemap discovery on, the spider's own robots.txt fetch (for its Sitemap: lines) is the rules too
+(RobotsCrawlDelayMiddleware.adopt), so each case runs with discovery off and on.
+"""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,22 +43,26 @@ def serve(robots_status: int | None):
     return server, requested
 
 
+@pytest.mark.parametrize("sitemaps", [False, True])
 @pytest.mark.parametrize("status, crawled", [(500, False), (503, False), (404, True), (403, True)])
-def test_robots_status_decides_whether_the_site_is_crawled(status, crawled):
+def test_robots_status_decides_whether_the_site_is_crawled(status, crawled, sitemaps):
     server, requested = serve(status)
     try:
-        _, pages = crawl_in_subprocess([f"http://127.0.0.6:{server.server_port}/"], FAST, timeout=60)
+        settings = {**FAST, "SYNTHWEB_SITEMAPS": sitemaps}
+        _, pages = crawl_in_subprocess([f"http://127.0.0.6:{server.server_port}/"], settings, timeout=60)
     finally:
         server.shutdown()
-    assert "/robots.txt" in requested
+    assert requested.count("/robots.txt") == 1, requested
     assert ("/" in requested) is crawled, requested
     assert bool([p for p in pages if not p["skip"]]) is crawled, pages
 
 
-def test_an_unreachable_robots_txt_disallows_the_site():
+@pytest.mark.parametrize("sitemaps", [False, True])
+def test_an_unreachable_robots_txt_disallows_the_site(sitemaps):
     server, requested = serve(None)
     try:
-        _, pages = crawl_in_subprocess([f"http://127.0.0.6:{server.server_port}/"], FAST, timeout=60)
+        settings = {**FAST, "SYNTHWEB_SITEMAPS": sitemaps}
+        _, pages = crawl_in_subprocess([f"http://127.0.0.6:{server.server_port}/"], settings, timeout=60)
     finally:
         server.shutdown()
     assert "/robots.txt" in requested and "/" not in requested, requested
