@@ -59,6 +59,21 @@ def warcio_rate(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
+def fastwarc_rate(path: Path) -> tuple[int, float] | None:
+    """The peer reader: fastwarc (resiliparse's C++ WARC reader), same loop; None where it is not installed
+    (`pip install --no-deps fastwarc==2.0.1`, for this bench only)."""
+    try:
+        from fastwarc.warc import ArchiveIterator
+    except ImportError:
+        return None
+    start, n = time.perf_counter(), 0
+    with path.open("rb") as f:
+        for record in ArchiveIterator(f, parse_http=False):
+            record.reader.read()
+            n += 1
+    return n, time.perf_counter() - start
+
+
 def reader_rate(path: Path) -> tuple[int, float]:
     from crawler.warc import OpenSource, read_records, source_key
 
@@ -123,6 +138,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=10_000)
     ap.add_argument("--wet", action="store_true", help="WET conversion records (text) instead of HTML responses")
+    ap.add_argument("--readers-only", action="store_true", help="the reading rows only, not the end-to-end ingest")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = generate(Path(tmp) / ("bench.wet.gz" if args.wet else "bench.warc.gz"), args.records, args.wet)
@@ -131,8 +147,13 @@ def main() -> None:
         n, seconds = warcio_rate(path)
         print("| stage | records | seconds | records/s |\n|---|---|---|---|")
         print(f"| warcio iterate + read payload | {n} | {seconds:.2f} | {n / seconds:,.0f} |")
+        peer = fastwarc_rate(path)
+        if peer is not None:
+            print(f"| fastwarc iterate + read payload | {peer[0]} | {peer[1]:.2f} | {peer[0] / peer[1]:,.0f} |")
         n, seconds = reader_rate(path)
         print(f"| crawler.warc.read_records (to Pages) | {n} | {seconds:.2f} | {n / seconds:,.0f} |")
+        if args.readers_only:
+            return
         summary = end_to_end(path, f"chdb:///{tmp}/store")
         n, seconds = summary["records"], summary["seconds"]
         print(f"| ingest end to end (extract, score, store in chDB) | {n} | {seconds:.2f} | {n / seconds:,.0f} |")
