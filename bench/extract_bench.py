@@ -47,13 +47,13 @@ def page_html(text: str, others: list[str], rng: random.Random) -> str:
     body = [f"<p>{html.escape(p)}</p>" for p in paragraphs]
     body.insert(len(body) // 2, f'<div class="ad">Advertisement</div><p class="readmore">Read more: <a href="/x">'
                 f"{title(others[0])}</a></p>")  # fmt: skip
-    nav = "".join(f'<li><a href="/s{i}">{w}</a></li>' for i, w in enumerate(
-        ["Home", "News", "World", "Business", "Sport", "Culture", "Opinion", "Weather", "Video", "Contact"]))  # fmt: skip
+    sections = ["Home", "News", "World", "Business", "Sport", "Culture", "Opinion", "Weather", "Video", "Contact"]
+    nav = "".join(f'<li><a href="/s{i}">{w}</a></li>' for i, w in enumerate(sections))
     related = "".join(f'<li><a href="/r{i}">{title(o)}</a></li>' for i, o in enumerate(others[1:9]))
     comments = "".join(f'<div class="comment"><b>reader{i}</b><p>{html.escape(" ".join(o.split()[:25]))}</p></div>'
                        for i, o in enumerate(others[9:12]))  # fmt: skip
-    footer = " | ".join(f'<a href="/f{i}">{w}</a>' for i, w in enumerate(
-        ["About us", "Careers", "Privacy policy", "Cookie settings", "Terms of use", "Advertise", "Newsletters"]))  # fmt: skip
+    links = ["About us", "Careers", "Privacy policy", "Cookie settings", "Terms of use", "Advertise", "Newsletters"]
+    footer = " | ".join(f'<a href="/f{i}">{w}</a>' for i, w in enumerate(links))
     container = "article" if rng.random() < 0.5 else 'div class="c' + str(rng.randrange(99)) + '"'
     close = container.split()[0]
     return (
