@@ -133,5 +133,9 @@ EXTENSIONS = {
     # AutoThrottle that keeps Crawl-delay as a floor.
     "scrapy.extensions.throttle.AutoThrottle": None,
     "crawler.middlewares.CrawlDelayAutoThrottle": 0,
+    # /metrics, /healthz, /readyz on SYNTHWEB_CRAWLER_METRICS_PORT (off unless set; the fleet manifests set it).
+    "crawler.metrics.CrawlerMetrics": 500,
 }
+SYNTHWEB_CRAWLER_METRICS_PORT = 0
+SYNTHWEB_CRAWLER_METRICS_HOST = "0.0.0.0"
 ITEM_PIPELINES = {"crawler.pipelines.StagesPipeline": 300}

@@ -266,6 +266,7 @@ class FleetSpider(SiteSpider):
                 "offset": record.offset,
             }
         )
+        self.crawler.stats.inc_value("synthweb/jobs_done")
         log.info("job %s: %s done, %d pages in %.1fs", job.job_id, job.domain, delivery.acked, seconds)
         self.job, self._job_record = None, None
         self._last_active = time.monotonic()

@@ -34,6 +34,31 @@ FAST = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02, "SYNTHWEB_MAX_
 FLEET = {**FAST, "LOG_LEVEL": "INFO"}
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict:
+    """A crawler's /metrics as {name: value} (unlabelled series), plus the status of /healthz and /readyz."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {
+        k: float(v)
+        for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")
+        if "{" not in k
+    }
+    for path in ("healthz", "readyz"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as response:
+            values[path] = response.status
+    return values
+
+
 def stop(procs) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -48,7 +73,12 @@ def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp
     topics = FleetTopics.create(kafka, partitions=3)
     logs = [tmp_path / f"crawler{i}.log" for i in range(2)]
     # A long session: no crawler is killed here, and a CPU-starved one must not be evicted for a slow heartbeat.
-    procs = [start_fleet_crawler(topics, FLEET, "--idle-exit", "90", log_path=log, session_seconds=20) for log in logs]
+    ports = [free_port() for _ in logs]  # each crawler serves /metrics, /healthz, /readyz (crawler.metrics)
+    procs = [
+        start_fleet_crawler(topics, {**FLEET, "SYNTHWEB_CRAWLER_METRICS_PORT": port, "SYNTHWEB_CRAWLER_METRICS_HOST":
+                            "127.0.0.1"}, "--idle-exit", "90", log_path=log, session_seconds=20)
+        for log, port in zip(logs, ports, strict=True)
+    ]  # fmt: skip
     jobs = jobs_for(sample_web.sites, "fleet-two")
     try:
         # Both must hold partitions before the jobs go out; a stuck join is evicted and rejoins (up to ~90 s).
@@ -61,10 +91,15 @@ def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp
         expected = sum(len(urls) for urls in embedded_urls.values())
         read_pages(kafka.bootstrap, topics.pages, until=lambda got: len(got) >= expected, timeout=120)
         wait_until(lambda: sum(group_lag(kafka.bootstrap, topics.group, topics.jobs).values()) == 0, 30, "commits")
+        scraped = [scrape(port) for port in ports]
     finally:
         stop(procs)  # SIGTERM: a clean shutdown that prints the summary
     summaries = [crawler_summary(proc) for proc in procs]
     messages = read_pages(kafka.bootstrap, topics.pages)
+    # The fleet's metrics count what it did: jobs and acknowledged pages, summed over the crawlers.
+    assert sum(m["synthweb_crawler_jobs_total"] for m in scraped) == len(jobs)
+    assert sum(m["synthweb_crawler_kafka_acked_total"] for m in scraped) == expected
+    assert all(m["healthz"] == 200 and m["readyz"] == 200 for m in scraped), scraped
 
     # Every page an embedded crawl finds, each exactly once, keyed by its site and stamped with the snapshot.
     by_site = defaultdict(list)
