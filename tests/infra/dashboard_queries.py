@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from infra_checks import DASHBOARDS, doc_sql_statements, grafana_constants, grafana_queries  # noqa: E402
 
 from detectors.runtime import load_detector  # noqa: E402
+from synthweb.dedup import dedup  # noqa: E402
 from synthweb.layers import domain_layers, record  # noqa: E402
 from synthweb.pipeline import Page  # noqa: E402
 from synthweb.report import share_report  # noqa: E402
@@ -74,7 +75,8 @@ def main(store_dir: str) -> int:
     batch = pages()
     store.insert_pages([p for p in batch if not p.skip])
     store.insert_skips([p for p in batch if p.skip])
-    # What the hourly `synthweb layers --record` job writes for the layers panel.
+    # What the hourly job writes: clusters (`synthweb dedup`) and the layers panel's rows (`layers --record`).
+    dedup(store)
     record(store, domain_layers(share_report(store, detector, ["snapshot", "domain"]), "snapshot"), "snapshot", 0.5,
            "hashed v1")  # fmt: skip
     constants: dict[str, str] = {}
