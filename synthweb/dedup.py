@@ -70,6 +70,7 @@ def dedup(
 
 
 def dedup_snapshot(store: Store, snapshot: str, threshold: float = neardup.THRESHOLD, force: bool = False) -> DedupRun:
+    """Sign, bucket, verify and record the near-duplicate clusters of one snapshot (see the module docstring)."""
     start = time.perf_counter()
     params = {"s": snapshot, "p": signature_params(), "m": neardup.MIN_WORDS, "t": threshold}
     _, rows = store.query("SELECT uniqExact(content_hash) FROM pages WHERE snapshot = {s:String}", params)
