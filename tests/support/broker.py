@@ -238,6 +238,26 @@ class KafkaBroker:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
+    def restart(self, down_seconds: float = 0.0, timeout: float = 15.0) -> float:
+        """Stop the broker cleanly, leave it down `down_seconds`, and start it again on the same port and the
+        same data (a broker restart, as an operator's rolling restart or a crash and recovery). Returns how many
+        seconds it was down, until it answered again."""
+        if self.proc is None:
+            raise KafkaBrokerError("broker not started")
+        java = java_executable()
+        t0 = time.monotonic()
+        proc, self.proc = self.proc, None
+        terminate(proc, timeout)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        (self.workdir / "broker.log").rename(self.workdir / f"broker.{int(t0)}.log")
+        time.sleep(down_seconds)
+        self._cds_dump = None  # the archive, if any, is kept from the first start
+        self._launch(java)
+        self._wait_ready(time.monotonic())
+        return time.monotonic() - t0
+
     def log_tail(self, lines: int = 60) -> str:
         path = self.log_path
         if path is None or not path.exists():
