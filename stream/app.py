@@ -125,6 +125,11 @@ class Worker:
             self.metrics.position.labels(*labels).set(position)
             self.metrics.lag.labels(*labels).set(max(0, (ends.get(tp) or 0) - position))
 
+    def failing_seconds(self) -> float:
+        """How long the batch in hand has kept failing (0 while batches go through)."""
+        since = self.processor.failing_since if self.processor is not None else None
+        return time.monotonic() - since if since is not None else 0.0
+
     def forget_partitions(self, revoked) -> None:
         """After a rebalance another worker may own and advance these partitions."""
         for tp in revoked:
@@ -202,7 +207,20 @@ def create_app(settings=None) -> faust.App:
     @app.page("/metrics")
     async def metrics_view(web, request):
         await worker.update_lag(app)
+        worker.metrics.failing.set(worker.failing_seconds())
         return web.bytes(worker.metrics.render(), content_type="text/plain")
+
+    @app.page("/healthz")
+    async def health_view(web, request):
+        # The event loop answers: alive. A failing store is no reason to restart (it would not help).
+        return web.text("ok\n")
+
+    @app.page("/readyz")
+    async def ready_view(web, request):
+        failing = worker.failing_seconds()
+        if failing:
+            return web.text(f"not ready: batches failing for {failing:.0f}s (store down?)\n", status=503)
+        return web.text("ready\n")
 
     schedule = settings.get("SYNTHWEB_SCHEDULE")
     for entry in load_schedule(schedule) if schedule else []:

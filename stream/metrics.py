@@ -51,6 +51,11 @@ class WorkerMetrics:
             registry=r,
         )
         self.retries = Counter("synthweb_worker_batch_retries", "Batches retried after a failure", registry=r)
+        self.failing = Gauge(
+            "synthweb_worker_failing_seconds",
+            "Seconds the batch in hand has kept failing (the store refusing writes, say); 0 while batches go through",
+            registry=r,
+        )
         self.position = Gauge(
             "synthweb_worker_position",
             "Next offset to handle per partition this worker processed (everything below is stored or dead-lettered)",

@@ -78,6 +78,9 @@ class BatchProcessor:
         self.store = stage_store(pipeline)  # None: the stages store nothing (offsets and duplicates unknown)
         self.retry_delays = retry_delays
         self._hwm: dict[str, int] = {}
+        # Since when the batch in hand keeps failing (the store is down, say); None while batches go through.
+        # Read by the app's health and metrics from another thread: one float, replaced whole.
+        self.failing_since: float | None = None
 
     @classmethod
     def from_settings(cls, settings) -> BatchProcessor:
@@ -152,10 +155,13 @@ class BatchProcessor:
         while True:
             try:
                 self._run(pages, result)
+                self.failing_since = None
                 return
             except Exception as exc:
                 log.warning("batch of %d pages failed (attempt %d): %s", len(pages), attempt + 1, exc)
                 result.retries += 1
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
             if attempt < len(self.retry_delays):
                 time.sleep(self.retry_delays[attempt])
                 attempt += 1
@@ -169,6 +175,7 @@ class BatchProcessor:
             if len(failed) < len(pages):
                 for (message, _), exc in failed:
                     result.dead.append(DeadLetter(message, "processing_failed", f"{type(exc).__name__}: {exc}"))
+                self.failing_since = None
                 return
             log.error("every page of the batch failed alone; retrying the batch in %.0fs", self.retry_delays[-1])
             time.sleep(self.retry_delays[-1])
