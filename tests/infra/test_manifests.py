@@ -290,8 +290,9 @@ def test_gpu_worker_requests_a_gpu_and_probes_its_metrics_port():
     port = int(k8s_object("ConfigMap", "synthweb-settings")["data"]["SYNTHWEB_WORKER_WEB_PORT"])
     assert settings_defaults()["SYNTHWEB_WORKER_WEB_PORT"] == str(port)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/metrics"
+    # stream/app.py serves both: /readyz is 503 while the store refuses writes, /healthz while the loop answers.
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        assert container[probe]["httpGet"]["path"] == path
         assert ports[container[probe]["httpGet"]["port"]] == port
     service = k8s_object("Service", "synthweb-worker-metrics")
     assert service["spec"]["selector"].items() <= worker["spec"]["template"]["metadata"]["labels"].items()

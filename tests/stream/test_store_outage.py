@@ -68,6 +68,7 @@ def test_a_store_refusing_writes_holds_the_stream_and_nothing_is_lost(kafka, tmp
         try:
             held = worker.wait_for(lambda m: m.get(FAILING, 0) >= 3, timeout=90, what="the worker noticing")
             assert status(ready) == 503  # out of the Service's endpoints while the store is down
+            assert status(ready.replace("/readyz", "/healthz")) == 200  # but alive: a restart would not help
             time.sleep(3)
             still = worker.metrics()
             assert still[STORED] == held[STORED] < n and still[FAILING] > held[FAILING]  # holding, not dropping
