@@ -1,7 +1,7 @@
 """The Kafka broker restarted mid-stream (stopped, down 15 s, started again on the same data): the worker and a
 crawler recover by themselves; the store ends with every page exactly once, the topic with every page once.
 
-The broker is each test's own (restarting the session's would disturb every other Kafka test).
+The broker is this module's own (restarting the session's would disturb every other Kafka test).
 """
 
 import uuid
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 STORED = 'synthweb_worker_messages_total{outcome="stored"}'
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def broker():
     if java_executable() is None:
         pytest.skip("java not found: the kafka tests need a JDK/JRE 17+ on PATH (or JAVA_HOME)")
