@@ -13,7 +13,9 @@ from kafka import KafkaProducer
 
 from crawler.spiders.site import site_of
 from schemas.messages import CrawlJob, decode_dead_letter
+from stream.metrics import parse_metrics
 from synthweb.sampleweb import Article, SampleWeb, Site
+from tests.support.broker import free_port
 from tests.support.crawl import (
     REPO,
     FleetTopics,
@@ -34,25 +36,13 @@ FAST = {"DOWNLOAD_DELAY": 0.02, "AUTOTHROTTLE_START_DELAY": 0.02, "SYNTHWEB_MAX_
 FLEET = {**FAST, "LOG_LEVEL": "INFO"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def scrape(port: int) -> dict:
     """A crawler's /metrics as {name: value} (unlabelled series), plus the status of /healthz and /readyz."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    values = {
-        k: float(v)
-        for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")
-        if "{" not in k
-    }
+    values = {k: v for k, v in parse_metrics(text).items() if "{" not in k}
     for path in ("healthz", "readyz"):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as response:
             values[path] = response.status

@@ -12,12 +12,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler import metrics
 from crawler.metrics import CrawlerMetrics
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.broker import free_port
 
 
 def get(port: int, path: str) -> tuple[int, str]:

@@ -5,15 +5,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from detectors.runtime import load_detector
 from synthweb.dedup import dedup, signature_params
-from synthweb.pipeline import Page, Pipeline
+from synthweb.pipeline import Page
 from synthweb.report import share_report, two_phase_report
 from synthweb.sampleweb import load_texts
-from synthweb.sampling import StrongRate
-from synthweb.score import ScoreStage
-from synthweb.store import StoreStage
-from tests.support.store import clear
+from tests.support.store import score_two_phase
 
 SPUN = 6  # the farm spins this many of the news site's articles
 
@@ -50,13 +46,7 @@ def web(snapshot: str = "s1") -> list[Page]:
 
 @pytest.fixture
 def stored(store):
-    clear(store)
-    fast, strong = load_detector("hashed"), load_detector("lexical")
-    for detector in (fast, strong):
-        store.record_calibration(detector)
-    stage = ScoreStage(fast, batch_size=16, strong=strong, rate=StrongRate(1.0))
-    Pipeline([stage, StoreStage(store)]).process(web("s1") + web("s2"))
-    return fast, strong
+    return score_two_phase(store, web("s1") + web("s2"), rate=1.0)
 
 
 def rows(store, sql: str, params=None) -> list[tuple]:

@@ -13,7 +13,7 @@ from synthweb.sampling import StrongRate, sample_key
 from synthweb.score import ScoreStage
 from synthweb.store import StoreStage
 from synthweb.twophase import SMALL_SAMPLE, SMALL_SAMPLE_METHOD
-from tests.support.store import clear
+from tests.support.store import clear, score_two_phase
 
 
 def pages() -> list[Page]:
@@ -41,13 +41,7 @@ def pages() -> list[Page]:
 @pytest.fixture
 def scored(store):
     """The sample texts scored two-phase (hashed on every page, lexical at rate 0.3) into a clean store."""
-    clear(store)
-    fast, strong = load_detector("hashed"), load_detector("lexical")
-    for detector in (fast, strong):
-        store.record_calibration(detector)
-    stage = ScoreStage(fast, batch_size=16, strong=strong, rate=StrongRate(0.3))
-    Pipeline([stage, StoreStage(store)]).process(pages())
-    return fast, strong
+    return score_two_phase(store, pages(), rate=0.3)
 
 
 def counts(store, sql: str) -> list[tuple]:
