@@ -105,6 +105,9 @@ SYNTHWEB_WORKER_WEB_PORT = 6066
 SYNTHWEB_WORKER_WEB_BIND = "0.0.0.0"
 # Seconds without heartbeats before a crashed worker's partitions are handed to the others.
 SYNTHWEB_WORKER_SESSION_TIMEOUT = 30.0
+# Seconds between tries of a failing batch (or dead letter); the last one repeats while the store or Kafka is away.
+# After the last, the batch is tried page by page and a page failing alone is dead-lettered.
+SYNTHWEB_WORKER_RETRY_SECONDS = [0.5, 1.0, 2.0, 5.0]
 # Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.
 SYNTHWEB_SCHEDULE = ""
 

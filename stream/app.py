@@ -5,7 +5,8 @@ are known), runs the SYNTHWEB_STAGES on them in one dedicated thread (stream/wor
 exactly-once bookkeeping) and only then lets the loop move on. Faust's take_events acks a
 batch's events when the agent asks for the next batch, and the consumer commits only acked
 offsets, so a worker killed before an insert has those messages redelivered. Undecodable or
-invalid messages go to `pages.dead` (awaited before the batch is acked). Metrics: GET /metrics.
+invalid messages go to `pages.dead` once each (stream/dead_letters.py), before the batch is
+acked. Metrics: GET /metrics.
 A leader-only crontab publishes the snapshots of the SYNTHWEB_SCHEDULE file.
 
 Everything is configured from crawler/settings.py (environment variables override it).
@@ -22,7 +23,6 @@ from datetime import UTC
 
 import faust
 
-from schemas.messages import encode_dead_letter
 from stream.metrics import WorkerMetrics
 from stream.snapshots import load_schedule, publish_snapshot
 from stream.topics import bootstrap_servers, ensure_topics
@@ -57,7 +57,7 @@ class Worker:
             except Exception as exc:  # exiting anyway
                 log.warning("closing the stages failed: %s", exc)
 
-    async def handle(self, events, dead_topic) -> None:
+    async def handle(self, events) -> None:
         """Process one batch of events; returns only when every message is stored or dead-lettered."""
         started = time.perf_counter()
         if self.processor is None:  # built in on_worker_init; built here when the agent runs elsewhere
@@ -74,15 +74,6 @@ class Worker:
             # and commits acked offsets on the way out: let the batch finish so only stored ones are.
             await asyncio.wait([job])
             raise
-        for dead in result.dead:
-            value = encode_dead_letter(
-                dead.reason, dead.detail, dead.message.topic, dead.message.partition, dead.message.offset,
-                dead.message.value,
-            )  # fmt: skip
-            sent = await dead_topic.send(key=dead.message.key, value=value, force=True)
-            await sent  # the broker acknowledged it (acks=all) before the original is acked
-            self.metrics.dead_letters.labels(dead.reason).inc()
-            result.count("dead")
         self._record(messages, result, time.perf_counter() - started)
         log.info("batch %s: %s in %.2fs", _ranges(messages), result.outcomes, time.perf_counter() - started)
 
@@ -94,6 +85,8 @@ class Worker:
             m.messages.labels(outcome).inc(n)
             if outcome in ("stored", "skipped"):
                 m.pages.labels(outcome).inc(n)
+        for dead in result.dead:
+            m.dead_letters.labels(dead.reason).inc()
         for stage, stage_seconds in result.timings.items():
             m.stage_seconds.labels(stage).observe(stage_seconds)
         if result.retries:
@@ -170,7 +163,6 @@ def create_app(settings=None) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
-        producer_max_request_size=max_bytes * 4 // 3 + 64 * 1024,  # a dead letter carries a page in base64
         consumer_max_fetch_size=max_bytes,
         topic_partitions=settings.getint("SYNTHWEB_TOPIC_PARTITIONS"),
         store="memory://",
@@ -185,7 +177,6 @@ def create_app(settings=None) -> faust.App:
     app.synthweb_worker = worker
     app.synthweb_snapshots = {}  # schedule entry name -> the coroutine function its crontab runs
     pages_topic = app.topic(settings.get("SYNTHWEB_TOPIC_PAGES"), key_type=bytes, value_type=bytes)
-    dead_topic = app.topic(settings.get("SYNTHWEB_TOPIC_DEAD"), key_type=bytes, value_type=bytes)
     batch_size = settings.getint("SYNTHWEB_WORKER_BATCH_SIZE")
     batch_seconds = settings.getfloat("SYNTHWEB_WORKER_BATCH_SECONDS")
 
@@ -194,7 +185,7 @@ def create_app(settings=None) -> faust.App:
         # take_events disables auto-acks and acks the yielded events when the loop asks for the
         # next batch: the offsets of a batch are committed only after handle() returned.
         async for events in stream.take_events(batch_size, within=batch_seconds):
-            await worker.handle(events, dead_topic)
+            await worker.handle(events)
 
     @app.on_worker_init.connect
     def _open(sender, **kwargs):

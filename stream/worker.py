@@ -2,14 +2,19 @@
 
 Exactly-once counting on top of Kafka's at-least-once delivery:
 
-1. A message at or below the partition's high-water mark (the highest offset already in `pages`
-   for "topic/partition") was stored before a crash or rebalance: it is skipped ("replayed").
-2. A page whose (snapshot, url) is already stored (in `pages` or `skipped_pages`), or repeated
-   earlier in the batch, is dropped ("duplicate"): a crawl job redelivered after a crawler crash
-   sends the same pages again as new messages. A domain's pages share one partition (the key), so
-   one worker sees them in order and this check per batch has no race.
-3. The rest runs through the one stage list (SYNTHWEB_STAGES) with an insert_deduplication_token
+1. A page whose (snapshot, url) is already stored (in `pages` or `skipped_pages`), or repeated
+   earlier in the batch, is dropped: "replayed" when its offset is at or below the partition's
+   high-water mark (the highest offset in `pages` for "topic/partition": Kafka redelivered it after
+   a crash or rebalance), else "duplicate" (a crawl job redelivered after a crawler crash sends the
+   same pages again as new messages). A domain's pages share one partition (the key), so one
+   worker sees them in order and this check per batch has no race.
+2. The rest runs through the one stage list (SYNTHWEB_STAGES) with an insert_deduplication_token
    derived from topic/partition/offsets and the stored urls, so an exact retry is stored once.
+3. Undecodable, invalid and failing messages go to `pages.dead` (stream/dead_letters.py), once:
+   a redelivered message whose letter is already in the topic is counted "replayed".
+
+Every redelivered message is looked at again, not skipped by its offset: a page that failed alone
+is stored by no one, and a crash before its letter was sent must not lose it.
 
 Offsets are committed by the Faust agent only after `process` returns.
 """
@@ -21,6 +26,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from schemas.messages import MessageError, decode_page
 from synthweb.pipeline import Page, Pipeline
@@ -50,9 +56,23 @@ class DeadLetter:
     detail: str
 
 
+class DeadLetters(Protocol):
+    """Where dead letters go (stream.dead_letters.DeadLetterLog: the `pages.dead` topic)."""
+
+    def already_sent(self, message: RawMessage) -> bool: ...
+
+    def send(self, letter: DeadLetter) -> None: ...
+
+    def settle(self, source: str, stored_up_to: int) -> None: ...
+
+    def forget(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class BatchResult:
-    """Counts per outcome, dead letters to send, seconds per stage."""
+    """Counts per outcome, dead letters sent, seconds per stage."""
 
     outcomes: dict[str, int] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -71,10 +91,13 @@ class BatchProcessor:
     sessions stay on that thread).
     """
 
-    def __init__(self, pipeline: Pipeline, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)):
+    def __init__(
+        self, pipeline: Pipeline, dead_letters: DeadLetters, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
+    ):
         from synthweb.store import stage_store
 
         self.pipeline = pipeline
+        self.dead_letters = dead_letters
         self.store = stage_store(pipeline)  # None: the stages store nothing (offsets and duplicates unknown)
         self.retry_delays = retry_delays
         self._hwm: dict[str, int] = {}
@@ -84,11 +107,15 @@ class BatchProcessor:
 
     @classmethod
     def from_settings(cls, settings) -> BatchProcessor:
-        return cls(Pipeline.from_settings(settings))
+        from stream.dead_letters import DeadLetterLog
+
+        delays = tuple(float(s) for s in settings.getlist("SYNTHWEB_WORKER_RETRY_SECONDS")) or (1.0,)
+        return cls(Pipeline.from_settings(settings), DeadLetterLog.from_settings(settings), retry_delays=delays)
 
     def forget_offsets(self) -> None:
-        """Drop cached high-water marks (after a rebalance another worker may have stored more)."""
+        """Drop cached high-water marks and sent letters (after a rebalance another worker may have done more)."""
         self._hwm = {}
+        self.dead_letters.forget()
 
     def high_water_mark(self, source: str) -> int:
         if source not in self._hwm:
@@ -100,19 +127,15 @@ class BatchProcessor:
     def process(self, messages: list[RawMessage]) -> BatchResult:
         """Handle one batch; returns when everything kept is stored (retrying a failing store forever)."""
         result = BatchResult()
-        fresh = []
-        for message in messages:
-            if message.offset <= self.high_water_mark(message.source):
-                result.count("replayed")
-            else:
-                fresh.append(message)
-        pages = self._decode(fresh, result)
-        pages = self._drop_duplicates(pages, result)
+        pages = self._decode(messages, result)
+        pages = self._drop_stored(pages, result)
         if pages:
             self._run_with_retries(pages, result)
         for message in messages:  # everything up to here is handled: the marks may move
             mark = self._hwm.get(message.source, -1)
             self._hwm[message.source] = max(mark, message.offset)
+        for source in {m.source for m in messages}:
+            self.dead_letters.settle(source, self._hwm[source])
         return result
 
     def _decode(self, messages: list[RawMessage], result: BatchResult) -> list[tuple[RawMessage, Page]]:
@@ -121,15 +144,13 @@ class BatchProcessor:
             try:
                 page = decode_page(message.value)
             except MessageError as exc:
-                result.dead.append(DeadLetter(message, exc.reason, exc.detail))
+                self._dead_letter(DeadLetter(message, exc.reason, exc.detail), result)
                 continue
             page.source, page.source_offset = message.source, message.offset
             pages.append((message, page))
         return pages
 
-    def _drop_duplicates(
-        self, pages: list[tuple[RawMessage, Page]], result: BatchResult
-    ) -> list[tuple[RawMessage, Page]]:
+    def _drop_stored(self, pages: list[tuple[RawMessage, Page]], result: BatchResult) -> list[tuple[RawMessage, Page]]:
         from crawler.extract import site_keys  # the domain the extract stage stores with each page
 
         keys = {(p.snapshot, p.url) for _, p in pages}
@@ -139,7 +160,7 @@ class BatchProcessor:
         for message, page in pages:
             key = (page.snapshot, page.url)
             if key in seen:
-                result.count("duplicate")
+                result.count("replayed" if message.offset <= self.high_water_mark(message.source) else "duplicate")
                 continue
             seen.add(key)
             kept.append((message, page))
@@ -174,7 +195,7 @@ class BatchProcessor:
                     failed.append((item, exc))
             if len(failed) < len(pages):
                 for (message, _), exc in failed:
-                    result.dead.append(DeadLetter(message, "processing_failed", f"{type(exc).__name__}: {exc}"))
+                    self._dead_letter(DeadLetter(message, "processing_failed", f"{type(exc).__name__}: {exc}"), result)
                 self.failing_since = None
                 return
             log.error("every page of the batch failed alone; retrying the batch in %.0fs", self.retry_delays[-1])
@@ -189,8 +210,33 @@ class BatchProcessor:
         result.count("stored", len(done) - skipped)
         result.count("skipped", skipped)
 
+    def _dead_letter(self, letter: DeadLetter, result: BatchResult) -> None:
+        """Send a letter unless it is in the topic already; retry while Kafka cannot take it."""
+        attempt = 0
+        while True:
+            try:
+                if self.dead_letters.already_sent(letter.message):
+                    result.count("replayed")
+                    return
+                self.dead_letters.send(letter)
+                self.failing_since = None
+                break
+            except Exception as exc:
+                log.warning("dead letter for %s@%d not sent (attempt %d): %s", letter.message.source,
+                            letter.message.offset, attempt + 1, exc)  # fmt: skip
+                result.retries += 1
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                time.sleep(self.retry_delays[min(attempt, len(self.retry_delays) - 1)])
+                attempt += 1
+        result.dead.append(letter)
+        result.count("dead")
+
     def close(self) -> None:
-        self.pipeline.close()
+        try:
+            self.dead_letters.close()
+        finally:
+            self.pipeline.close()
 
 
 def dedup_token(messages: list[RawMessage], urls: list[str]) -> str:

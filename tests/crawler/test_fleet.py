@@ -19,6 +19,7 @@ from tests.support.broker import free_port
 from tests.support.crawl import (
     REPO,
     FleetTopics,
+    assignment_events,
     crawler_summary,
     group_lag,
     held_partitions,
@@ -77,11 +78,13 @@ def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp
             150,
             "both crawlers holding job partitions",
         )
+        rebalances_before = [assignment_events(log) for log in logs]
         publish_jobs(kafka.bootstrap, topics.jobs, jobs)  # one job per partition: the range assignor splits them
         expected = sum(len(urls) for urls in embedded_urls.values())
         read_pages(kafka.bootstrap, topics.pages, until=lambda got: len(got) >= expected, timeout=120)
         wait_until(lambda: sum(group_lag(kafka.bootstrap, topics.group, topics.jobs).values()) == 0, 30, "commits")
         scraped = [scrape(port) for port in ports]
+        rebalanced = [assignment_events(log) for log in logs] != rebalances_before  # before the shutdown revokes
     finally:
         stop(procs)  # SIGTERM: a clean shutdown that prints the summary
     summaries = [crawler_summary(proc) for proc in procs]
@@ -112,7 +115,10 @@ def test_two_crawlers_share_the_sample_web(kafka, sample_web, embedded_urls, tmp
     done = [job for summary in summaries for job in summary["jobs"]]
     assert sorted(j["job_id"] for j in done) == sorted(job_of_domain.values())
     assert all(j["committed"] for j in done)
-    assert all(summary["jobs"] for summary in summaries), summaries  # both crawlers took part
+    # Both crawlers took part, unless a rebalance during the crawl (a starved heartbeat on two busy cores) handed
+    # one of them every partition: then only the exactly-once checks above and below hold.
+    if not rebalanced:
+        assert all(summary["jobs"] for summary in summaries), summaries
     for j in done:
         assert j["pages"] == len(by_site[j["domain"]])
     assert set(group_lag(kafka.bootstrap, topics.group, topics.jobs).values()) == {0}

@@ -22,7 +22,7 @@ first = BatchProcessor.from_settings(load_settings({"SYNTHWEB_DB": sys.argv[1]})
 results = [first.process(raw[0:10]), first.process(raw[10:16])]
 # A crash after offset 15 was stored but before its offsets were committed: a new worker gets
 # 4..19 again, batched differently.
-second = BatchProcessor(first.pipeline)
+second = BatchProcessor(first.pipeline, first.dead_letters)
 results += [second.process(raw[4:12]), second.process(raw[12:20])]
 # A crawl job redelivered after a crawler crash: five pages again as new messages at new offsets.
 again = [
@@ -74,13 +74,57 @@ class FailOn(Stage):
         yield from batch
 
 
+class SentLetters:
+    """The processor's side of stream.dead_letters.DeadLetterLog, kept in a list (the Kafka one: test_worker)."""
+
+    def __init__(self, fail_sends: int = 0):
+        self.sent = []
+        self.fail_sends = fail_sends
+
+    def already_sent(self, message):
+        return any(m.source == message.source and m.offset == message.offset for m, _ in self.sent)
+
+    def send(self, letter):
+        if self.fail_sends:
+            self.fail_sends -= 1
+            raise ConnectionError("broker away")
+        self.sent.append((letter.message, letter.reason))
+
+    def settle(self, source, stored_up_to):
+        pass
+
+    def forget(self):
+        pass
+
+    def close(self):
+        pass
+
+
 def test_a_page_that_fails_alone_is_dead_lettered_and_the_rest_is_processed():
     messages = sample_messages(6, "s1", sites=1)
     poisoned = decode_page(messages[3][1]).url
     stage = FailOn(poisoned)
-    processor = BatchProcessor(Pipeline([stage]), retry_delays=(0.0,))
-    result = processor.process([RawMessage("t.pages", 0, i, v, k) for i, (k, v) in enumerate(messages)])
-    assert result.outcomes == {"stored": 5}
+    letters = SentLetters()
+    processor = BatchProcessor(Pipeline([stage]), letters, retry_delays=(0.0,))
+    raw = [RawMessage("t.pages", 0, i, v, k) for i, (k, v) in enumerate(messages)]
+    result = processor.process(raw)
+    assert result.outcomes == {"stored": 5, "dead": 1}
     assert [(d.reason, d.message.offset) for d in result.dead] == [("processing_failed", 3)]
     assert "poisoned page" in result.dead[0].detail and result.retries == 2
     assert len(stage.seen) == 5 and poisoned not in stage.seen
+    assert [(m.offset, reason) for m, reason in letters.sent] == [(3, "processing_failed")]
+
+    # Redelivered (a crash before the commit): the letter is in the topic already and is not sent again.
+    again = BatchProcessor(Pipeline([FailOn(poisoned)]), letters, retry_delays=(0.0,)).process(raw[2:5])
+    assert again.outcomes == {"stored": 2, "replayed": 1} and again.dead == []
+    assert len(letters.sent) == 1
+
+
+def test_a_letter_kafka_cannot_take_is_retried_until_it_is_sent_and_only_then_the_batch_returns():
+    messages = [RawMessage("t.pages", 1, 7, b"\xff not json", b"k")]
+    letters = SentLetters(fail_sends=2)
+    processor = BatchProcessor(Pipeline([FailOn("nothing")]), letters, retry_delays=(0.0,))
+    result = processor.process(messages)
+    assert result.outcomes == {"dead": 1} and result.retries == 2
+    assert [(m.offset, reason) for m, reason in letters.sent] == [(7, "undecodable")]
+    assert processor.failing_since is None

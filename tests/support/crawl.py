@@ -249,6 +249,12 @@ def held_partitions(log_path: Path) -> list[int]:
     return held
 
 
+def assignment_events(log_path: Path) -> int:
+    """How many times the crawler's log says its job partitions were assigned or revoked."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return len(_ASSIGNMENT.findall(text))
+
+
 def stable_group_members(bootstrap: str, group: str) -> int:
     """Members of a consumer group once it is Stable (partitions assigned), else 0."""
     from kafka.admin import KafkaAdminClient
