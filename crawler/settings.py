@@ -43,6 +43,9 @@ LOG_LEVEL = "WARNING"
 # --- synthweb ---------------------------------------------------------------
 # Where results go: chdb:///path (embedded, default) or http(s)://user:pass@host:port/db.
 SYNTHWEB_DB = "chdb:///./synthweb-data"
+# An embedded store that several local processes (Faust workers) write to: each holds it per batch under a file
+# lock (synthweb.store.Store.turn), so their batches take turns. Servers need none of it.
+SYNTHWEB_DB_SHARED = False
 # The default is the detector with the best mean held-out AUROC (detectors/README.md): the zero-shot statistics
 # of SmolLM2 and Gemma 3, whose graphs `synthweb detectors build` makes (scripts/setup.sh runs it); "lexical"
 # is ~1000x faster on CPU.

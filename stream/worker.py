@@ -21,6 +21,7 @@ Offsets are committed by the Faust agent only after `process` returns.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -128,9 +129,12 @@ class BatchProcessor:
         """Handle one batch; returns when everything kept is stored (retrying a failing store forever)."""
         result = BatchResult()
         pages = self._decode(messages, result)
-        pages = self._drop_stored(pages, result)
-        if pages:
-            self._run_with_retries(pages, result)
+        # A shared embedded store is held from the check of what is stored to the insert: two workers'
+        # batches never interleave there (a partition changing hands mid-batch is stored once).
+        with self.store.turn() if self.store else contextlib.nullcontext():
+            pages = self._drop_stored(pages, result)
+            if pages:
+                self._run_with_retries(pages, result)
         for message in messages:  # everything up to here is handled: the marks may move
             mark = self._hwm.get(message.source, -1)
             self._hwm[message.source] = max(mark, message.offset)

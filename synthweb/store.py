@@ -2,10 +2,16 @@
 
 Every path goes through clickhouse-connect. `chdb:` DSNs select the embedded chDB
 backend (same client, same SQL); `http(s)://user:pass@host:port/db` a server.
+
+chDB opens a store directory in one process at a time. A store opened `shared` (SYNTHWEB_DB_SHARED,
+for several local Faust workers on one embedded store) holds it only during a `turn()`: an exclusive
+file lock beside the directory, then the chDB session, both released when the turn ends (~40 ms).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -87,9 +93,13 @@ def split_sql(script: str) -> list[str]:
 
 
 class Store:
-    """A ClickHouse database reached through clickhouse-connect."""
+    """A ClickHouse database reached through clickhouse-connect.
 
-    def __init__(self, dsn: str):
+    `shared`: an embedded store that other processes open too; each method takes a `turn()` unless
+    the caller holds one for several calls (the worker holds one per batch). Servers ignore it.
+    """
+
+    def __init__(self, dsn: str, shared: bool = False):
         self.dsn = normalize_dsn(dsn)
         path = chdb_path(self.dsn)
         if path is not None:
@@ -100,15 +110,60 @@ class Store:
                 probe.unlink()
             except OSError as exc:
                 raise StoreError(f"cannot write store at {path}: {exc.strerror or exc}") from exc
+        self._lock_path = path.with_name(path.name + ".lock") if shared and path is not None else None
+        self._lock = None
+        self._turns = 0
+        self._client = None
+        if self._lock_path is None:
+            self._client = self._connect()
+        else:
+            with self.turn():  # fails here, not at the first batch, when the store cannot be opened
+                pass
+
+    @property
+    def client(self):
+        if self._client is None:
+            raise StoreError(f"shared store {redact(self.dsn)} used outside a turn()")
+        return self._client
+
+    def _connect(self):
         import clickhouse_connect
 
         try:
-            self.client = clickhouse_connect.get_client(dsn=self.dsn)
+            return clickhouse_connect.get_client(dsn=self.dsn)
         except Exception as exc:  # connection refused, bad credentials, chdb lock ...
             raise StoreError(f"cannot open store {redact(self.dsn)}: {exc}") from exc
 
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[Store]:
+        """Hold a shared store (lock and session) until the block ends; re-entrant; a no-op otherwise."""
+        if self._lock_path is None or self._turns:
+            self._turns += 1
+            try:
+                yield self
+            finally:
+                self._turns -= 1
+            return
+        lock = open(self._lock_path, "a")  # noqa: SIM115 - held until the turn ends
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+            self._client = self._connect()
+            self._turns = 1
+            try:
+                yield self
+            finally:
+                self._turns = 0
+                client, self._client = self._client, None
+                client.close()
+        finally:
+            lock.close()
+
     def migrate(self) -> list[str]:
         """Apply the numbered schemas/clickhouse/*.sql files not yet applied; idempotent."""
+        with self.turn():
+            return self._migrate()
+
+    def _migrate(self) -> list[str]:
         self.client.command(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
             "applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
@@ -192,7 +247,8 @@ class Store:
             human.tolist(), machine.tolist(), calibration.n_human, calibration.n_machine,
             calibration.method or DEFAULT_METHOD, datetime.now(UTC),
         ]  # fmt: skip
-        self._insert("detector_calibrations", [row], CALIBRATION_COLUMNS, None)
+        with self.turn():
+            self._insert("detector_calibrations", [row], CALIBRATION_COLUMNS, None)
         return True
 
     def insert(self, table: str, rows: list[list[Any]], columns: list[str], dedup_token: str | None = None) -> None:
@@ -207,7 +263,8 @@ class Store:
             else None
         )
         try:
-            self.client.insert(table, rows, column_names=columns, settings=settings)
+            with self.turn():
+                self.client.insert(table, rows, column_names=columns, settings=settings)
         except Exception as exc:
             raise StoreError(f"insert into {table} failed: {exc}") from exc
 
@@ -244,11 +301,13 @@ class Store:
     ) -> tuple[list[str], list[tuple]]:
         """Run a query; return (column names, rows). `readonly`: the server refuses any write in it (ClickHouse
         readonly=2: every statement of a multi-statement query, settings may still be tuned)."""
-        result = self.client.query(sql, parameters=parameters, settings={"readonly": 2} if readonly else None)
+        with self.turn():
+            result = self.client.query(sql, parameters=parameters, settings={"readonly": 2} if readonly else None)
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None and self._lock_path is None:
+            self._client.close()
 
     def committed_offset(self, source: str) -> tuple[int, int]:
         """(record offset, seek offset) of the last batch committed from archive `source`, or (-1, 0)."""
@@ -301,7 +360,7 @@ class StoreStage(Stage):
 
     @classmethod
     def from_settings(cls, settings) -> StoreStage:
-        store = Store(settings.get("SYNTHWEB_DB"))
+        store = Store(settings.get("SYNTHWEB_DB"), shared=settings.getbool("SYNTHWEB_DB_SHARED"))
         store.migrate()
         # The detectors the score stage loads (cached): SQL needs their calibrations beside their pages.
         names = [settings.get("SYNTHWEB_DETECTOR")]
@@ -323,8 +382,9 @@ class StoreStage(Stage):
         # Skips first, pages last: a worker reads its high-water mark from `pages` only
         # (stored_offset(..., tables=("pages",))), so a crash between the two inserts never
         # leaves a mark above skips that were not written.
-        self.store.insert_skips(skipped, dedup_token and f"{dedup_token}:skips")
-        self.store.insert_pages(kept, dedup_token and f"{dedup_token}:pages")
+        with self.store.turn():
+            self.store.insert_skips(skipped, dedup_token and f"{dedup_token}:skips")
+            self.store.insert_pages(kept, dedup_token and f"{dedup_token}:pages")
         self.stored += len(kept)
         self.skipped += len(skipped)
         yield from batch

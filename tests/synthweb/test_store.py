@@ -157,3 +157,45 @@ def test_stored_urls_finds_pages_and_skips_of_the_same_snapshot(store):
     assert store.stored_urls(asked, domains={"a.example"}) == expected
     assert store.stored_urls(asked, domains={"b.example"}) == {("s1", "http://a.example/gone")}
     assert store.stored_urls(set()) == set()
+
+
+SHARED_WRITER = """
+import sys
+from tests.synthweb.test_store import page
+from synthweb.store import Store, StoreError
+
+store = Store(sys.argv[1], shared=True)
+store.migrate()
+try:
+    store.client
+    sys.exit("the shared store was held outside a turn")
+except StoreError:
+    pass
+for i in range(int(sys.argv[3])):
+    with store.turn():  # the worker holds a turn per batch: the check and the insert in one
+        (n,), = store.query("SELECT count() FROM pages")[1]
+        store.insert_pages([page(int(sys.argv[2]) * 1000 + i)])
+print("ok")
+"""
+
+
+def test_a_shared_embedded_store_takes_writes_from_several_processes(tmp_path):
+    """Three processes write one chDB store at once, each holding it only during its turns (in subprocesses:
+    this test process has its own chDB store open)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.stream import REPO_ROOT, store_query
+
+    dsn = f"chdb:///{tmp_path}/shared"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SHARED_WRITER, dsn, str(w), "15"], cwd=REPO_ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for w in range(3)
+    ]  # fmt: skip
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and out.strip() == "ok", err[-2000:]
+    assert store_query(dsn, "SELECT count() AS n, uniqExact(url) AS urls FROM pages") == [{"n": 45, "urls": 45}]
