@@ -40,6 +40,7 @@ class DeadLetterLog:
         self.timeout_s = timeout_s
         self._producer = None
         self._sent: dict[str, set[int]] = {}  # "topic/partition" -> offsets whose letter is in the topic
+        self._floor: dict[str, int] = {}  # "topic/partition" -> offsets at or below it were dropped from _sent
 
     @classmethod
     def from_settings(cls, settings) -> DeadLetterLog:
@@ -55,8 +56,11 @@ class DeadLetterLog:
 
     def already_sent(self, message: RawMessage) -> bool:
         """Whether this message's letter is in the topic (sent before a crash or a rebalance)."""
-        if message.source not in self._sent:
+        if message.source not in self._sent or message.offset <= self._floor.get(message.source, -1):
+            # Not known, or forgotten by settle(): a redelivery without a rebalance (the consumer went back to
+            # the committed offset) reads the topic again.
             self._sent[message.source] = self._recover(message.topic, message.partition)
+            self._floor.pop(message.source, None)
         return message.offset in self._sent[message.source]
 
     def send(self, letter: DeadLetter) -> None:
@@ -76,14 +80,17 @@ class DeadLetterLog:
         self._sent.setdefault(message.source, set()).add(message.offset)
 
     def settle(self, source: str, stored_up_to: int) -> None:
-        """Forget letters at or below the store's high-water mark: those messages are never looked at again."""
+        """Drop remembered letters at or below the store's high-water mark (memory stays bounded); a message
+        there that comes round again makes the log read the topic."""
         sent = self._sent.get(source)
-        if sent:
+        if sent and min(sent) <= stored_up_to:
             self._sent[source] = {offset for offset in sent if offset > stored_up_to}
+            self._floor[source] = max(self._floor.get(source, -1), stored_up_to)
 
     def forget(self) -> None:
         """After a rebalance: partitions may come back with letters another worker sent."""
         self._sent = {}
+        self._floor = {}
 
     def close(self) -> None:
         producer, self._producer = self._producer, None

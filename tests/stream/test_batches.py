@@ -128,3 +128,23 @@ def test_a_letter_kafka_cannot_take_is_retried_until_it_is_sent_and_only_then_th
     assert result.outcomes == {"dead": 1} and result.retries == 2
     assert [(m.offset, reason) for m, reason in letters.sent] == [(7, "undecodable")]
     assert processor.failing_since is None
+
+
+def test_the_dead_letter_log_reads_the_topic_again_for_a_message_below_what_it_let_go():
+    from stream.dead_letters import DeadLetterLog
+
+    class Log(DeadLetterLog):  # the topic read back (Kafka's side: tests/stream/test_dead_letters.py)
+        reads = 0
+
+        def _recover(self, topic, partition):
+            self.reads += 1
+            return {3, 9}
+
+    log = Log(["127.0.0.1:9"], "t.dead", "g", max_request_size=1024)
+    at = [RawMessage("t.pages", 0, offset, b"") for offset in range(12)]
+    assert log.already_sent(at[3]) and not log.already_sent(at[4]) and log.reads == 1
+    log.settle("t.pages/0", 5)  # the store is past 5: offset 3 is let go
+    assert log.already_sent(at[9]) and log.reads == 1
+    assert log.already_sent(at[3]) and log.reads == 2  # redelivered without a rebalance: read again
+    log.forget()
+    assert log.already_sent(at[9]) and log.reads == 3
