@@ -59,6 +59,12 @@ SYNTHWEB_STRONG_RATE = "auto"
 SYNTHWEB_STRONG_MIN_DOCUMENTS = 30
 SYNTHWEB_STRONG_BUDGET = 0.5
 SYNTHWEB_BATCH_SIZE = 64  # pages per scoring batch and per ClickHouse insert
+# Seconds between tries of a failing batch (or dead letter); the last one repeats while the store or Kafka is away.
+# After the last, the batch is tried page by page: a page failing alone is dead-lettered (worker) or counted failed
+# (embedded). While every page fails alone the worker retries forever (Kafka keeps the pages); the embedded crawl
+# waits too, with the crawl held, and stops after SYNTHWEB_STORE_GIVE_UP_SECONDS with a clear error.
+SYNTHWEB_RETRY_SECONDS = [0.5, 1.0, 2.0, 5.0]
+SYNTHWEB_STORE_GIVE_UP_SECONDS = 300.0
 SYNTHWEB_SNAPSHOT = ""  # filled per run; pages of one run share it
 SYNTHWEB_MAX_PAGES_PER_SITE = 200
 SYNTHWEB_ALLOW_PRIVATE_NETWORKS = False
@@ -108,9 +114,6 @@ SYNTHWEB_WORKER_WEB_PORT = 6066
 SYNTHWEB_WORKER_WEB_BIND = "0.0.0.0"
 # Seconds without heartbeats before a crashed worker's partitions are handed to the others.
 SYNTHWEB_WORKER_SESSION_TIMEOUT = 30.0
-# Seconds between tries of a failing batch (or dead letter); the last one repeats while the store or Kafka is away.
-# After the last, the batch is tried page by page and a page failing alone is dead-lettered.
-SYNTHWEB_WORKER_RETRY_SECONDS = [0.5, 1.0, 2.0, 5.0]
 # Snapshot schedule for the Faust crontab: a JSON file of {"name", "cron", "seeds"} entries.
 SYNTHWEB_SCHEDULE = ""
 

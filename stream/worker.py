@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.messages import MessageError, decode_page
-from synthweb.pipeline import Page, Pipeline
+from synthweb.pipeline import Page, Pipeline, run_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class BatchProcessor:
     def from_settings(cls, settings) -> BatchProcessor:
         from stream.dead_letters import DeadLetterLog
 
-        delays = tuple(float(s) for s in settings.getlist("SYNTHWEB_WORKER_RETRY_SECONDS")) or (1.0,)
+        delays = tuple(float(s) for s in settings.getlist("SYNTHWEB_RETRY_SECONDS")) or (1.0,)
         return cls(Pipeline.from_settings(settings), DeadLetterLog.from_settings(settings), retry_delays=delays)
 
     def forget_offsets(self) -> None:
@@ -171,39 +171,19 @@ class BatchProcessor:
         return kept
 
     def _run_with_retries(self, pages: list[tuple[RawMessage, Page]], result: BatchResult) -> None:
-        """Run the batch; on failure retry it, then page by page (a page failing alone is dead-lettered).
+        """Run the batch until it is stored (synthweb.pipeline.run_with_retries); a page failing alone is
+        dead-lettered. While every page fails alone (the store is down) nothing returns, so nothing is
+        acknowledged that was not stored."""
 
-        When every page fails alone the cause is not the pages (the store is down, say): the whole
-        batch is retried until it succeeds, so nothing is acknowledged that was not stored.
-        """
-        attempt = 0
-        while True:
-            try:
-                self._run(pages, result)
-                self.failing_since = None
-                return
-            except Exception as exc:
-                log.warning("batch of %d pages failed (attempt %d): %s", len(pages), attempt + 1, exc)
-                result.retries += 1
-                if self.failing_since is None:
-                    self.failing_since = time.monotonic()
-            if attempt < len(self.retry_delays):
-                time.sleep(self.retry_delays[attempt])
-                attempt += 1
-                continue
-            failed = []
-            for item in pages:
-                try:
-                    self._run([item], result)
-                except Exception as exc:
-                    failed.append((item, exc))
-            if len(failed) < len(pages):
-                for (message, _), exc in failed:
-                    self._dead_letter(DeadLetter(message, "processing_failed", f"{type(exc).__name__}: {exc}"), result)
-                self.failing_since = None
-                return
-            log.error("every page of the batch failed alone; retrying the batch in %.0fs", self.retry_delays[-1])
-            time.sleep(self.retry_delays[-1])
+        def failed(exc: Exception) -> None:
+            result.retries += 1
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+
+        alone = run_with_retries(lambda items: self._run(items, result), pages, self.retry_delays, on_failure=failed)
+        for (message, _), exc in alone:
+            self._dead_letter(DeadLetter(message, "processing_failed", f"{type(exc).__name__}: {exc}"), result)
+        self.failing_since = None
 
     def _run(self, pages: list[tuple[RawMessage, Page]], result: BatchResult) -> None:
         # Fresh copies each attempt: stages change pages in place (all Page fields are immutable values).

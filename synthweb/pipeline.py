@@ -203,3 +203,59 @@ def batched_pages(pages: Iterable[Page], size: int) -> Iterator[list[Page]]:
             batch = []
     if batch:
         yield batch
+
+
+class BatchFailing(RuntimeError):
+    """Every item of a batch kept failing, alone too, for longer than the caller allows (the store is down, say)."""
+
+
+def run_with_retries(
+    run,
+    items: list,
+    delays: tuple[float, ...],
+    give_up_after: float | None = None,
+    on_failure=None,
+    sleep=None,
+) -> list[tuple[Any, Exception]]:
+    """Call `run(items)` until it succeeds: retried after each of `delays`, then item by item.
+
+    Returns the items that failed alone (the others went through), for the caller to record. When every
+    item fails alone the cause is not the items: the whole batch is tried again every `delays[-1]`
+    seconds, forever, or until `give_up_after` seconds of failures (then BatchFailing). Both paths use it:
+    the worker dead-letters what fails alone and never gives up (Kafka keeps the pages); the embedded
+    crawl counts them failed and stops after a while. `on_failure(exc)` is told of each failed batch try.
+    """
+    import time
+
+    sleep = sleep or time.sleep
+    delays = tuple(delays) or (1.0,)
+    failing_since = None
+    attempt = 0
+    while True:
+        try:
+            run(items)
+            return []
+        except Exception as exc:
+            log.warning("batch of %d failed (attempt %d): %s", len(items), attempt + 1, exc)
+            failing_since = failing_since or time.monotonic()
+            if on_failure is not None:
+                on_failure(exc)
+        if attempt < len(delays):
+            sleep(delays[attempt])
+            attempt += 1
+            continue
+        failed = []
+        for item in items:
+            try:
+                run([item])
+            except Exception as exc:
+                failed.append((item, exc))
+        if len(failed) < len(items):
+            return failed
+        if give_up_after is not None and time.monotonic() - failing_since >= give_up_after:
+            raise BatchFailing(
+                f"every one of {len(items)} pages failed, alone too, for {time.monotonic() - failing_since:.0f}s; "
+                f"last error: {failed[-1][1]}"
+            )
+        log.error("every page of the batch failed alone; retrying the batch in %.0fs", delays[-1])
+        sleep(delays[-1])

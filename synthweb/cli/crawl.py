@@ -101,6 +101,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_crawl(seeds, settings, show_progress=not args.quiet)
 
     print(json.dumps({"snapshot": snapshot, **summary}), file=sys.stderr)
+    if summary.get("finish_reason") == "store_failed":  # no report either: the store is not answering
+        give_up = settings.getfloat("SYNTHWEB_STORE_GIVE_UP_SECONDS")
+        print(f"synthweb: error: the store refused writes for {give_up:.0f}s, so the crawl stopped; "
+              f"{summary.get('pages_failed', 0)} fetched pages were not stored (those stored before stay)",
+              file=sys.stderr)  # fmt: skip
+        return 1
     from synthweb.cli.layers import run_dedup
     from synthweb.report import render_table, share_report
 

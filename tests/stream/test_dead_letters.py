@@ -38,7 +38,7 @@ def test_crashes_after_dead_letters_were_sent_send_none_twice_and_lose_none(kafk
         SYNTHWEB_TEST_CRASH_BEFORE_STORE="/articles/5.html",
         SYNTHWEB_TEST_CRASH_AFTER_STORE="/articles/31.html",
         SYNTHWEB_TEST_POISON="/articles/29.html",  # fails alone: a processing_failed letter
-        SYNTHWEB_WORKER_RETRY_SECONDS="0.1",
+        SYNTHWEB_RETRY_SECONDS="0.1",
     )
     topic = env["SYNTHWEB_TOPIC_PAGES"]
     pages = sample_messages(40, "snap-d", sites=2)  # odd pages on one site: one partition holds every fault

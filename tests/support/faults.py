@@ -64,3 +64,40 @@ class FailAlone(Stage):
         if self.url_suffix and any(p.url.endswith(self.url_suffix) for p in batch):
             raise RuntimeError("poisoned page")
         yield from batch
+
+
+class FreezeStore(Stage):
+    """Put before StoreStage: at batch $SYNTHWEB_TEST_FREEZE_AT (1 = the first) it makes the chDB store's directory
+    immutable (`chattr -R +i`, as a failed or full disk behaves), for $SYNTHWEB_TEST_FREEZE_SECONDS (0: for good;
+    the test thaws it)."""
+
+    name = "freeze-store"
+
+    def __init__(self, path: Path | None, at: int, seconds: float):
+        self.path, self.at, self.seconds = path, at, seconds
+        self.batches = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> FreezeStore:
+        from synthweb.store import chdb_path, normalize_dsn
+
+        path = chdb_path(normalize_dsn(settings.get("SYNTHWEB_DB")))
+        at = int(os.environ.get("SYNTHWEB_TEST_FREEZE_AT", "1"))
+        return cls(path, at, float(os.environ.get("SYNTHWEB_TEST_FREEZE_SECONDS", "0")))
+
+    def run(self, pages):
+        batch = list(pages)
+        self.batches += 1
+        if self.path is not None and self.batches == self.at:
+            freeze(self.path, True)
+            if self.seconds:
+                import threading
+
+                threading.Timer(self.seconds, freeze, (self.path, False)).start()
+        yield from batch
+
+
+def freeze(path: Path, on: bool) -> None:
+    import subprocess
+
+    subprocess.run(["chattr", "-Rf", "+i" if on else "-i", str(path)], check=False)

@@ -1,0 +1,61 @@
+"""`synthweb run` when the embedded store refuses writes mid-crawl: it waits and stores everything, or it stops
+with a clear error after SYNTHWEB_STORE_GIVE_UP_SECONDS; it never drops pages silently."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.faults import freeze
+from tests.support.stream import REPO_ROOT, store_query
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr")]
+
+STAGES = ",".join(
+    ["crawler.extract.ExtractStage", "synthweb.score.ScoreStage", "tests.support.faults.FreezeStore",
+     "synthweb.store.StoreStage"]
+)  # fmt: skip
+
+
+def run(dsn: str, **env: object) -> tuple[int, dict, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "synthweb.cli", "run", "--sample-web", "--quiet", "--db", dsn, "--detector", "hashed"],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SYNTHWEB_STAGES": STAGES, "SYNTHWEB_BATCH_SIZE": "16",
+             "SYNTHWEB_RETRY_SECONDS": "0.2,0.5", "SYNTHWEB_DEDUP": "false", **{k: str(v) for k, v in env.items()}},
+    )  # fmt: skip
+    summary = json.loads(next(line for line in proc.stderr.splitlines() if line.startswith("{")))
+    return proc.returncode, summary, proc.stderr
+
+
+def stored(dsn: str) -> int:
+    return store_query(dsn, "SELECT count() AS n FROM pages")[0]["n"]
+
+
+def test_a_store_outage_mid_crawl_holds_the_crawl_and_every_page_is_stored(tmp_path):
+    dsn = f"chdb:///{tmp_path}/store"
+    try:
+        code, summary, err = run(dsn, SYNTHWEB_TEST_FREEZE_AT=2, SYNTHWEB_TEST_FREEZE_SECONDS=4)
+    finally:
+        freeze(tmp_path / "store", False)
+    assert code == 0, err[-3000:]
+    assert "failed (attempt" in err  # the outage happened: inserts failed and were retried
+    assert summary["pages_failed"] == 0 and summary["pages_stored"] > 16
+    assert stored(dsn) == summary["pages_stored"]  # every page the crawl kept, once
+
+
+def test_a_store_that_stays_down_stops_the_crawl_with_a_clear_error(tmp_path):
+    dsn = f"chdb:///{tmp_path}/store"
+    try:
+        code, summary, err = run(dsn, SYNTHWEB_TEST_FREEZE_AT=2, SYNTHWEB_STORE_GIVE_UP_SECONDS=2)
+    finally:
+        freeze(tmp_path / "store", False)
+    assert code == 1
+    assert summary["finish_reason"] == "store_failed" and summary["pages_failed"] >= 16
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("synthweb: error: the store refused writes for 2s, so the crawl stopped;"), message
+    assert "Traceback" not in err
+    assert 0 < stored(dsn) == summary["pages_stored"] <= 16  # the first batch (16 less its skips), stored before, stays
