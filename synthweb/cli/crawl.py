@@ -103,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(json.dumps({"snapshot": snapshot, **summary}), file=sys.stderr)
     if summary.get("finish_reason") == "store_failed":  # no report either: the store is not answering
         give_up = settings.getfloat("SYNTHWEB_STORE_GIVE_UP_SECONDS")
-        print(f"synthweb: error: the store refused writes for {give_up:.0f}s, so the crawl stopped; "
+        print(f"synthweb: error: every page failed to be stored for {give_up:.0f}s (the store refusing writes?), "
+              "so the crawl stopped; "
               f"{summary.get('pages_failed', 0)} fetched pages were not stored (those stored before stay)",
               file=sys.stderr)  # fmt: skip
         return 1

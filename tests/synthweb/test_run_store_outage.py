@@ -56,6 +56,9 @@ def test_a_store_that_stays_down_stops_the_crawl_with_a_clear_error(tmp_path):
     assert code == 1
     assert summary["finish_reason"] == "store_failed" and summary["pages_failed"] >= 16
     message = err.strip().splitlines()[-1]
-    assert message.startswith("synthweb: error: the store refused writes for 2s, so the crawl stopped;"), message
+    assert message.startswith("synthweb: error: every page failed to be stored for 2s (the store refusing writes?)"), (
+        message
+    )
+    assert "fetched pages were not stored (those stored before stay)" in message
     assert "Traceback" not in err
     assert 0 < stored(dsn) == summary["pages_stored"] <= 16  # the first batch (16 less its skips), stored before, stays
