@@ -3,8 +3,6 @@ holds the stream (stores nothing, acknowledges nothing), says so in /metrics and
 back stores every page exactly once.
 """
 
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -13,31 +11,12 @@ import uuid
 import pytest
 
 from stream.samples import sample_messages
+from tests.support.faults import immutable, require_immutable_flag
 from tests.support.stream import WorkerProcess, end_offsets, produce, store_query, worker_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 STORED = 'synthweb_worker_messages_total{outcome="stored"}'
 FAILING = "synthweb_worker_failing_seconds"
-
-
-def immutable(path, on: bool) -> None:
-    subprocess.run(["chattr", "-Rf", "+i" if on else "-i", str(path)], check=False)
-
-
-def require_immutable_flag(tmp_path) -> None:
-    """Skip where chattr is missing or the filesystem has no immutable flag (tmpfs, overlayfs)."""
-    if shutil.which("chattr") is None:
-        pytest.skip("chattr (e2fsprogs) is not installed")
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    immutable(probe, True)
-    try:
-        (probe / "x").touch()
-    except PermissionError:
-        return
-    finally:
-        immutable(probe, False)
-    pytest.skip("this filesystem ignores the immutable flag")
 
 
 def status(url: str) -> int:

@@ -89,15 +89,36 @@ class FreezeStore(Stage):
         batch = list(pages)
         self.batches += 1
         if self.path is not None and self.batches == self.at:
-            freeze(self.path, True)
+            immutable(self.path, True)
             if self.seconds:
                 import threading
 
-                threading.Timer(self.seconds, freeze, (self.path, False)).start()
+                threading.Timer(self.seconds, immutable, (self.path, False)).start()
         yield from batch
 
 
-def freeze(path: Path, on: bool) -> None:
+def immutable(path: Path, on: bool) -> None:
+    """Set or clear the immutable flag on a directory tree (writes then fail as on a failed or full disk)."""
     import subprocess
 
     subprocess.run(["chattr", "-Rf", "+i" if on else "-i", str(path)], check=False)
+
+
+def require_immutable_flag(tmp_path: Path) -> None:
+    """Skip where chattr is missing or the filesystem has no immutable flag (tmpfs, overlayfs)."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr (e2fsprogs) is not installed")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    immutable(probe, True)
+    try:
+        (probe / "x").touch()
+    except PermissionError:
+        return
+    finally:
+        immutable(probe, False)
+    pytest.skip("this filesystem ignores the immutable flag")

@@ -3,16 +3,16 @@ with a clear error after SYNTHWEB_STORE_GIVE_UP_SECONDS; it never drops pages si
 
 import json
 import os
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.support.faults import freeze
+from tests.support.faults import immutable, require_immutable_flag
 from tests.support.stream import REPO_ROOT, store_query
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr")]
+pytestmark = pytest.mark.slow
 
 STAGES = ",".join(
     ["crawler.extract.ExtractStage", "synthweb.score.ScoreStage", "tests.support.faults.FreezeStore",
@@ -20,13 +20,20 @@ STAGES = ",".join(
 )  # fmt: skip
 
 
-def run(dsn: str, **env: object) -> tuple[int, dict, str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "synthweb.cli", "run", "--sample-web", "--quiet", "--db", dsn, "--detector", "hashed"],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SYNTHWEB_STAGES": STAGES, "SYNTHWEB_BATCH_SIZE": "16",
-             "SYNTHWEB_RETRY_SECONDS": "0.2,0.5", "SYNTHWEB_DEDUP": "false", **{k: str(v) for k, v in env.items()}},
-    )  # fmt: skip
+def run(store: Path, **env: object) -> tuple[int, dict, str]:
+    """`synthweb run --sample-web` into `store` with FreezeStore in the stages; the store is thawed after it."""
+    require_immutable_flag(store.parent)
+    command = [sys.executable, "-m", "synthweb.cli", "run", "--sample-web", "--quiet", "--db", f"chdb:///{store}",
+               "--detector", "hashed"]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SYNTHWEB_STAGES": STAGES, "SYNTHWEB_BATCH_SIZE": "16",
+                 "SYNTHWEB_RETRY_SECONDS": "0.2,0.5", "SYNTHWEB_DEDUP": "false",
+                 **{k: str(v) for k, v in env.items()}},
+        )  # fmt: skip
+    finally:
+        immutable(store, False)
     summary = json.loads(next(line for line in proc.stderr.splitlines() if line.startswith("{")))
     return proc.returncode, summary, proc.stderr
 
@@ -37,10 +44,7 @@ def stored(dsn: str) -> int:
 
 def test_a_store_outage_mid_crawl_holds_the_crawl_and_every_page_is_stored(tmp_path):
     dsn = f"chdb:///{tmp_path}/store"
-    try:
-        code, summary, err = run(dsn, SYNTHWEB_TEST_FREEZE_AT=2, SYNTHWEB_TEST_FREEZE_SECONDS=4)
-    finally:
-        freeze(tmp_path / "store", False)
+    code, summary, err = run(tmp_path / "store", SYNTHWEB_TEST_FREEZE_AT=2, SYNTHWEB_TEST_FREEZE_SECONDS=4)
     assert code == 0, err[-3000:]
     assert "failed (attempt" in err  # the outage happened: inserts failed and were retried
     assert summary["pages_failed"] == 0 and summary["pages_stored"] > 16
@@ -49,10 +53,7 @@ def test_a_store_outage_mid_crawl_holds_the_crawl_and_every_page_is_stored(tmp_p
 
 def test_a_store_that_stays_down_stops_the_crawl_with_a_clear_error(tmp_path):
     dsn = f"chdb:///{tmp_path}/store"
-    try:
-        code, summary, err = run(dsn, SYNTHWEB_TEST_FREEZE_AT=2, SYNTHWEB_STORE_GIVE_UP_SECONDS=2)
-    finally:
-        freeze(tmp_path / "store", False)
+    code, summary, err = run(tmp_path / "store", SYNTHWEB_TEST_FREEZE_AT=2, SYNTHWEB_STORE_GIVE_UP_SECONDS=2)
     assert code == 1
     assert summary["finish_reason"] == "store_failed" and summary["pages_failed"] >= 16
     message = err.strip().splitlines()[-1]
