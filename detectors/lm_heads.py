@@ -23,10 +23,12 @@ HELDOUT_FILE = Path(__file__).resolve().parent / "lm_eval_heldout.json"
 # Published direction of each statistic: +1 where larger means machine-written.
 SIGNS = {
     "mean_ll": 1, "mean_logrank": -1, "entropy": -1, "fast_detectgpt": 1, "binoculars": -1, "lrr": 1,
-    "top1_rate": 1, "top10_rate": 1, "z_q10": 1, "z_below2": -1,
+    "top1_rate": 1, "top10_rate": 1, "z_q10": 1, "z_below2": -1, "z_q25": 1, "z_q50": 1, "z_q75": 1, "z_mean": 1,
+    "z_std": -1, "ll_q10": 1, "ll_q25": 1, "std_gap": -1, "gap_uncertain": 1, "logrank_uncertain": -1,
 }  # fmt: skip
 # v2: the per-token discrepancy's tail features (token_stats.text_features) and the whole stratified sample.
-HEADS_VERSION = "2"
+# v3: the shape of the per-token discrepancy and likelihood, the uncertain tokens' features, 32 tokens skipped.
+HEADS_VERSION = "3"
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
 SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]
 GEMMA3 = [f"gemma3-270m.{f}" for f in FEATURE_NAMES]

@@ -157,7 +157,8 @@ def reduce_token_stats(method: str, stats: np.ndarray, mask: np.ndarray) -> np.n
 # Per-text zero-shot statistics of one model, in the order `text_features` returns them.
 FEATURE_NAMES = (
     "mean_ll", "std_ll", "mean_logrank", "entropy", "fast_detectgpt", "binoculars", "lrr", "top1_rate", "top10_rate",
-    "z_q10", "z_below2",
+    "z_q10", "z_below2", "z_q25", "z_q50", "z_q75", "z_mean", "z_std", "ll_q10", "ll_q25", "std_gap",
+    "gap_uncertain", "logrank_uncertain",
 )  # fmt: skip
 Z_FLOOR_VAR = 1e-6  # a next-token distribution this sharp makes every other token infinitely surprising
 
@@ -171,7 +172,10 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
     share of tokens that were the model's first choice, and among its first ten; and the tail of the per-token
     discrepancy z = (log p(token) - E_p[log p]) / sd_p[log p] (Fast-DetectGPT's statistic token by token):
     its 10% quantile and the share of tokens below -2, i.e. how often, and how far, the text surprises
-    the model more than its own samples would (human writing does so more). With
+    the model more than its own samples would (human writing does so more); the rest of z's shape (quartiles,
+    mean, spread) and the low quantiles of log p(token); the spread of the gap log p(token) - E_p[log p];
+    and that gap and the mean log-rank over the text's uncertain tokens only (entropy above the text's
+    median), where a writer's choice says most about who wrote it. With
     `max_tokens`, only the first max_tokens tokens count (a causal LM's prefix statistics are the same);
     with `skip`, the first `skip` predicted tokens do not (texts shorter than that keep them all).
     """
@@ -191,10 +195,28 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
         top10 = (valid & (logrank_tok < np.log(10.5))).sum(axis=1) / n  # rank < 10
         z = (stats[..., 0] - stats[..., 2]) / np.sqrt(np.maximum(stats[..., 3] - stats[..., 2] ** 2, Z_FLOOR_VAR))
         z = np.where(valid, z.astype(np.float64), np.nan)
-        z_q10 = np.full(len(z), np.nan)
         has = valid.any(axis=1)
-        z_q10[has] = np.nanquantile(z[has], 0.1, axis=1)
-        z_below2 = (valid & (z < -2)).sum(axis=1) / n
+
+        def quantiles(x, qs):  # per text over its valid tokens (NaN where it has none)
+            out = np.full((len(x), len(qs)), np.nan)
+            if has.any():
+                out[has] = np.nanquantile(x[has], qs, axis=1).T
+            return out
+
+        z_q = quantiles(z, [0.1, 0.25, 0.5, 0.75])
+        ll_tok = np.where(valid, stats[..., 0].astype(np.float64), np.nan)
+        ll_q = quantiles(ll_tok, [0.1, 0.25])
+        gap = ll_tok - stats[..., 2]
+        ent_tok = np.where(valid, -stats[..., 2].astype(np.float64), np.nan)
+        median_ent = quantiles(ent_tok, [0.5])[:, 0]
+        uncertain = valid & (ent_tok > median_ent[:, None])
+        n_unc = uncertain.sum(axis=1)
+
+        def spread(x):  # over valid tokens, NaN (no warning) for texts with none
+            m = np.where(valid, x, 0.0).sum(axis=1) / n
+            return m, np.sqrt(np.where(valid, (x - m[:, None]) ** 2, 0.0).sum(axis=1) / n)
+
+        z_mean, z_std = spread(z)
         out = np.stack(
             [
                 mean_ll,
@@ -206,8 +228,18 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
                 -mean_ll / logrank,
                 top1,
                 top10,
-                z_q10,
-                z_below2,
+                z_q[:, 0],
+                (valid & (z < -2)).sum(axis=1) / n,
+                z_q[:, 1],
+                z_q[:, 2],
+                z_q[:, 3],
+                z_mean,
+                z_std,
+                ll_q[:, 0],
+                ll_q[:, 1],
+                spread(gap)[1],
+                np.where(uncertain, gap, 0.0).sum(axis=1) / n_unc,
+                np.where(uncertain, logrank_tok, 0.0).sum(axis=1) / n_unc,
             ],
             axis=1,
         )

@@ -38,11 +38,15 @@ def _direct_features(logits: np.ndarray, ids: np.ndarray) -> dict[str, float]:
     ent = -(p * lp).sum(-1)
     var = (p * lp**2).sum(-1) - ent**2
     z = (ll + ent) / np.sqrt(var)
+    gap, uncertain = ll + ent, ent > np.median(ent)
     return {
         "mean_ll": ll.mean(), "std_ll": ll.std(), "mean_logrank": np.log1p(rank).mean(), "entropy": ent.mean(),
         "fast_detectgpt": (ll.sum() + ent.sum()) / np.sqrt(var.sum()), "binoculars": -ll.mean() / ent.mean(),
         "lrr": -ll.mean() / np.log1p(rank).mean(), "top1_rate": (rank == 0).mean(), "top10_rate": (rank < 10).mean(),
-        "z_q10": np.quantile(z, 0.1), "z_below2": (z < -2).mean(),
+        "z_q10": np.quantile(z, 0.1), "z_below2": (z < -2).mean(), "z_q25": np.quantile(z, 0.25),
+        "z_q50": np.median(z), "z_q75": np.quantile(z, 0.75), "z_mean": z.mean(), "z_std": z.std(),
+        "ll_q10": np.quantile(ll, 0.1), "ll_q25": np.quantile(ll, 0.25), "std_gap": gap.std(),
+        "gap_uncertain": gap[uncertain].mean(), "logrank_uncertain": np.log1p(rank)[uncertain].mean(),
     }  # fmt: skip
 
 
