@@ -193,8 +193,8 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
         logrank_tok = stats[..., 4]
         top1 = (valid & (logrank_tok < 0.5 * np.log(2))).sum(axis=1) / n  # rank 0: log(1 + 0) = 0
         top10 = (valid & (logrank_tok < np.log(10.5))).sum(axis=1) / n  # rank < 10
-        z = (stats[..., 0] - stats[..., 2]) / np.sqrt(np.maximum(stats[..., 3] - stats[..., 2] ** 2, Z_FLOOR_VAR))
-        z = np.where(valid, z.astype(np.float64), np.nan)
+        gap = np.where(valid, (stats[..., 0] - stats[..., 2]).astype(np.float64), np.nan)  # log p - E_p[log p]
+        z = gap / np.sqrt(np.maximum(stats[..., 3] - stats[..., 2] ** 2, Z_FLOOR_VAR))
         has = valid.any(axis=1)
 
         def quantiles(x, qs):  # per text over its valid tokens (NaN where it has none)
@@ -206,7 +206,6 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
         z_q = quantiles(z, [0.1, 0.25, 0.5, 0.75])
         ll_tok = np.where(valid, stats[..., 0].astype(np.float64), np.nan)
         ll_q = quantiles(ll_tok, [0.1, 0.25])
-        gap = ll_tok - stats[..., 2]
         ent_tok = np.where(valid, -stats[..., 2].astype(np.float64), np.nan)
         median_ent = quantiles(ent_tok, [0.5])[:, 0]
         uncertain = valid & (ent_tok > median_ent[:, None])
