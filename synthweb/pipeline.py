@@ -205,6 +205,17 @@ def batched_pages(pages: Iterable[Page], size: int) -> Iterator[list[Page]]:
         yield batch
 
 
+def _run_alone(run, items: list) -> list[tuple[Any, Exception]]:
+    """Call `run([item])` for each item: the (item, error) pairs that failed."""
+    failed = []
+    for item in items:
+        try:
+            run([item])
+        except Exception as exc:
+            failed.append((item, exc))
+    return failed
+
+
 class BatchFailing(RuntimeError):
     """Every item of a batch kept failing, alone too, for longer than the caller allows (the store is down, say)."""
 
@@ -244,14 +255,11 @@ def run_with_retries(
             sleep(delays[attempt])
             attempt += 1
             continue
-        failed = []
-        for item in items:
-            try:
-                run([item])
-            except Exception as exc:
-                failed.append((item, exc))
+        failed = _run_alone(run, items)
         if len(failed) < len(items):
-            return failed
+            # Some went through, so the store works now; it may have come back midway, after the first of these
+            # failed: they fail alone only if they fail again.
+            return _run_alone(run, [item for item, _ in failed])
         if give_up_after is not None and time.monotonic() - failing_since >= give_up_after:
             raise BatchFailing(
                 f"every one of {len(items)} pages failed, alone too, for {time.monotonic() - failing_since:.0f}s; "
