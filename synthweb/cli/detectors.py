@@ -87,8 +87,8 @@ def _eval(sub) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from detectors.evaluation import evaluate, read_labelled
 
+    records = read_labelled(args.file)  # first: a bad file fails before a language model loads for seconds
     detector = load_detector(settings_for(args))
-    records = read_labelled(args.file)
     rows = evaluate(records, detector.score([r["text"] for r in records]))
     if args.format == "json":
         print(json.dumps({"detector": detector.name, "version": detector.version, "slices": rows}, indent=2))
