@@ -122,7 +122,8 @@ def open_session(model_file: Path | bytes):
     opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     # Idle threads spinning for work burn the CPU the crawl needs: without it the zeroshot detector took 1.74 s of
-    # CPU per document instead of 2.01 s, and 16 s instead of 26 s to load, at the same wall time (2 threads).
+    # CPU per document instead of 2.01 s, and 16 s instead of 26 s to load and score its first text, at the same
+    # wall time (2 threads).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:

@@ -230,8 +230,9 @@ def run_with_retries(
 ) -> list[tuple[Any, Exception]]:
     """Call `run(items)` until it succeeds: retried after each of `delays`, then item by item.
 
-    Returns the items that failed alone (the others went through), for the caller to record. When every
-    item fails alone the cause is not the items: the whole batch is tried again every `delays[-1]`
+    Returns the items that failed alone (the others went through; one that failed before the store came back
+    midway is tried once more), for the caller to record. When every item fails alone the cause is not the
+    items: the whole batch is tried again every `delays[-1]`
     seconds, forever, or until `give_up_after` seconds of failures (then BatchFailing). Both paths use it:
     the worker dead-letters what fails alone and never gives up (Kafka keeps the pages); the embedded
     crawl counts them failed and stops after a while. `on_failure(exc)` is told of each failed batch try.
