@@ -52,6 +52,16 @@ def shipped_max_tokens(model_dir: Path = DEFAULT_OUT) -> int:
     return int(json.loads((model_dir / "manifest.json").read_text())["max_tokens"])
 
 
+def variant_model(model_dir: Path, variant: str) -> Path:
+    """The model file of `variant`: its own file, or model.onnx where that is the manifest's variant (setup
+    builds only model.onnx)."""
+    own = model_dir / VARIANT_FILES[variant]
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    if not own.is_file() and manifest.get("variant") == variant:
+        return model_dir / manifest["model"]
+    return own
+
+
 def embed_corpus(
     records: list[Record],
     variant: str = "fp32",
@@ -83,7 +93,7 @@ def embed_corpus(
             if sess is None:
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = 2
-                model = str(model_dir / VARIANT_FILES[variant])
+                model = str(variant_model(model_dir, variant))
                 sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
                 tok = load_tokenizer(model_dir / "tokenizer.json", max_tokens)
             emb = embed(sess, tok, [texts[j] for j in idx], "layer_means", 32).astype(np.float16)

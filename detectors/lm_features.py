@@ -99,6 +99,12 @@ def features_from_stats(stats: list[np.ndarray], max_tokens: int | None = None, 
     return text_features(padded, mask, max_tokens, skip)
 
 
+def member_logit(p: np.ndarray) -> np.ndarray:
+    """A member detector's P(machine) as the logit its head column holds (clipped as the ensemble clips it)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def head_logits(head: dict, columns: dict[str, np.ndarray]) -> np.ndarray:
     """The head's logit per text from named feature columns ("model.feature")."""
     x = np.stack([columns[f] for f in head["features"]], axis=1)
@@ -111,14 +117,19 @@ class LMFeatureScorer:
 
     Manifest: "models" [{"name": "smollm2-135m", "max_tokens": 256, "skip_tokens": 16}], "variant", "head".
     `skip_tokens`: the first tokens, predicted with little context, do not count (texts under twice that keep them).
+    Optional "members": other detectors (e.g. ["minilm"]) whose scores the head reads as "NAME.logit" columns:
+    what an encoder sees of a text's style complements what the LMs' likelihoods see of it.
     """
 
     def __init__(self, path: Path, manifest: dict, make_session):
         from detectors.lm_build import require_built
+        from detectors.runtime import load_detector
 
         self.variant = str(manifest.get("variant", "fp32"))
         self.head = json.loads((path / manifest.get("head", "head.json")).read_text(encoding="utf-8"))
-        used = {f.split(".", 1)[0] for f in self.head["features"]}
+        self.member_names = [str(name) for name in manifest.get("members", [])]
+        member_cols = {f"{name}.logit" for name in self.member_names}
+        used = {f.split(".", 1)[0] for f in self.head["features"] if f not in member_cols}
         self.models = []
         for spec in manifest["models"]:
             if spec["name"] in used:
@@ -128,17 +139,21 @@ class LMFeatureScorer:
                 if key not in _LOADED:  # detectors over the same model share its session (GBs for Gemma)
                     _LOADED[key] = LMStatistics(spec["name"], directory, make_session, max_tokens, skip)
                 self.models.append(_LOADED[key])
-        unknown = [f for f in self.head["features"] if f.split(".", 1)[-1] not in FEATURE_NAMES]
+        lm_features = [f for f in self.head["features"] if f not in member_cols]
+        unknown = [f for f in lm_features if f.split(".", 1)[-1] not in FEATURE_NAMES]
         if unknown or used - {m.name for m in self.models}:
             raise DetectorError(f"{path}: head reads features no listed model gives: {unknown or sorted(used)}")
-        self.providers = self.models[0].providers
+        self.members = [load_detector(name) for name in self.member_names]
+        self.providers = list(dict.fromkeys(p for part in self.models + self.members for p in part.providers))
 
     def columns(self, texts: list[str], batch_size: int = 8) -> dict[str, np.ndarray]:
-        """Every feature of every model, as "model.feature" columns."""
+        """Every feature of every model, as "model.feature" columns, and each member's "member.logit"."""
         cols = {}
         for m in self.models:
             values = m.features(texts, batch_size)
             cols |= {f"{m.name}.{f}": values[:, k] for k, f in enumerate(FEATURE_NAMES)}
+        for name, member in zip(self.member_names, self.members, strict=True):
+            cols[f"{name}.logit"] = member_logit(member.score(texts))
         return cols
 
     def score(self, texts: list[str], batch_size: int = 8) -> np.ndarray:

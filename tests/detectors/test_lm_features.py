@@ -164,3 +164,22 @@ def test_a_model_shared_by_detectors_reads_each_text_once(tiny_store, monkeypatc
     again = lm.features(SENTENCES[:4])  # three seen, one new
     assert runs == [3, 1]
     np.testing.assert_array_equal(again[:3], first)
+
+
+def test_a_member_detectors_score_is_a_logit_column_of_the_head(tiny_store, tmp_path):
+    det_dir = tmp_path / "with-member"
+    det_dir.mkdir()
+    head = {"features": ["tiny.mean_ll", "lexical.logit"], "mean": [-5.0, 0.0], "scale": [1.0, 2.0],
+            "coef": [1.0, 0.7], "intercept": -0.1}  # fmt: skip
+    (det_dir / "head.json").write_text(json.dumps(head))
+    manifest = json.loads((tiny_store["det"] / "manifest.json").read_text()) | {"members": ["lexical"]}
+    (det_dir / "manifest.json").write_text(json.dumps(manifest))
+    det = Detector(det_dir)
+    texts = SENTENCES[:3]
+    cols = det.scorer.columns(texts)
+    lexical = load_detector("lexical").score(texts)
+    np.testing.assert_allclose(cols["lexical.logit"], np.log(lexical / (1 - lexical)), rtol=1e-9)
+    np.testing.assert_allclose(det.score(texts), 1 / (1 + np.exp(-head_logits(head, cols))), rtol=1e-9)
+    (det_dir / "manifest.json").write_text(json.dumps(manifest | {"members": []}))
+    with pytest.raises(DetectorError, match="lexical.logit"):
+        Detector(det_dir)  # a column no model or member gives
