@@ -28,6 +28,7 @@ SIGNS = {
 }  # fmt: skip
 # v2: the per-token discrepancy's tail features (token_stats.text_features) and the whole stratified sample.
 # v3: the shape of the per-token discrepancy and likelihood, the uncertain tokens' features, 32 tokens skipped.
+# v4 (zeroshot only): the minilm detector's logit as one more column (detectors/member_columns.py).
 HEADS_VERSION = "3"
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
 SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]
@@ -44,9 +45,12 @@ SHIPPED_DETECTORS = {
         "P(machine-written) for English prose.",
     },
     "zeroshot": {
-        "features": SMOLLM2 + GEMMA3,
+        "features": SMOLLM2 + GEMMA3 + ["minilm.logit"],
+        "members": ["minilm"],
+        "version": "4",
         "description": "Zero-shot statistics of two language models, SmolLM2-135M and Gemma 3 270M, each on its own "
-        "tokenization, combined per text by a small logistic head; P(machine-written) for English prose.",
+        "tokenization, and the minilm detector's score, combined per text by a small logistic head; "
+        "P(machine-written) for English prose.",
     },
 }
 
@@ -76,8 +80,12 @@ def zero_shot_head(cols: dict[str, np.ndarray], feature: str, y: np.ndarray) -> 
     return head | {"C": None}
 
 
-def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, c: float | None, zero_shot=None):
-    """Rows of the held-out table for a head on `features` (or the zero-shot statistic `zero_shot`)."""
+def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, c: float | None, zero_shot=None,
+                 split_cols: dict | None = None):  # fmt: skip
+    """Rows of the held-out table for a head on `features` (or the zero-shot statistic `zero_shot`).
+
+    `split_cols` maps a split's name to columns of its own (a member's, fit without the held-out part).
+    """
     from detectors.encoder_train import summarize
     from detectors.lm_features import head_logits
     from detectors.train import metrics_row, split_indices
@@ -89,27 +97,33 @@ def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, 
         train, test = train[ok[train]], test[ok[test]]
         if len(set(y[test])) < 2 or len(set(y[train])) < 2:
             continue  # only in a partial cache
+        cols_here = cols | (split_cols or {}).get(name, {})
         if zero_shot:
             scores = SIGNS[zero_shot.split(".", 1)[1]] * cols[zero_shot][test]
         else:
-            head = fit_head({k: v[train] for k, v in cols.items()}, features, y[train], c)
-            scores = head_logits(head, {k: v[test] for k, v in cols.items()})
+            head = fit_head({k: v[train] for k, v in cols_here.items()}, features, y[train], c)
+            scores = head_logits(head, {k: v[test] for k, v in cols_here.items()})
         rows.append(metrics_row(name, len(train), y[test], scores))
     return summarize(rows)
 
 
-def write_bench_scores(name: str, texts: list[Record], scores: np.ndarray) -> Path:
+def write_bench_scores(name: str, version: str, texts: list[Record], scores: np.ndarray) -> Path:
     """Calibration texts' scores for bench/estimation_mixtures.py --scores-file (keys: text, label, generator)."""
     from detectors.lm_train import CACHE
 
     path = CACHE / f"{name}-calibration-scores.npz"
     keys = [record_key(r) for r in texts]
-    np.savez(path, detector=f"{name} v{HEADS_VERSION}", keys=np.array(keys), scores=np.asarray(scores))
+    np.savez(path, detector=f"{name} v{version}", keys=np.array(keys), scores=np.asarray(scores))
     return path
 
 
 def record_key(r) -> str:
     return hashlib.sha1(f"{r.label}|{r.generator}|{r.text}".encode()).hexdigest()
+
+
+def member_cpu_ms(name: str) -> int:
+    """A member detector's CPU cost per document, from its shipped manifest."""
+    return int(json.loads((SHIPPED / name / "manifest.json").read_text())["cost"]["cpu_ms_per_doc"])
 
 
 def write_detector(name: str, manifest: dict, head: dict, calibration: dict, evaluation: dict) -> Path:
@@ -157,16 +171,27 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     records = sample[:covered]
     y = np.array([r.label for r in records])
     print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
+    lm_cols, split_cols = list(cols), {}
+    member = None
+    if any(spec.get("members") for spec in (detectors or {}).values()):
+        from detectors.member_columns import COLUMN, MinilmColumns
+
+        member = MinilmColumns.from_cache()
+        cols[COLUMN] = member.for_shipping(records)
+        split_cols = {name: {COLUMN: col} for name, col in member.heldout(records).items()}
     table = {}
     for f in cols:
         if f.split(".", 1)[1] in SIGNS:
             table[f"zero-shot {f}"] = heldout_rows(records, cols, None, None, zero_shot=f)
-    families = {m: [f for f in cols if f.startswith(m + ".")] for m in dict.fromkeys(k.split(".")[0] for k in cols)}
+    model_names = dict.fromkeys(k.split(".")[0] for k in lm_cols)
+    families = {m: [f for f in lm_cols if f.startswith(m + ".")] for m in model_names}
     if len(families) > 1:
-        families["all models"] = list(cols)
+        families["all models"] = lm_cols
+    if member:
+        families["all models + minilm"] = lm_cols + [COLUMN]
     for fam, feats in families.items():
         for c in PENALTIES:
-            table[f"head {fam} C={c}"] = heldout_rows(records, cols, feats, c)
+            table[f"head {fam} C={c}"] = heldout_rows(records, cols, feats, c, split_cols=split_cols)
     for key, result in table.items():
         d, g = result["means"]["domain"], result["means"]["generator"]
         print(f"{key:55s} {result['mean_auroc']:.4f}  domains {d['auroc']:.3f} / {d['tpr@1%fpr']:.3f}"
@@ -179,10 +204,12 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     cal_idx = np.array([i for i, r in enumerate(records) if r.group in calib_groups])
     finite = np.all(np.isfinite(np.stack(list(cols.values()), axis=1)), axis=1)
     fit_idx, cal_idx = fit_idx[finite[fit_idx]], cal_idx[finite[cal_idx]]
-    n_rest, rest_cols = _columns(list(rest), sorted({k.split(".")[0] for k in cols}))
+    n_rest, rest_cols = _columns(list(rest), sorted({k.split(".")[0] for k in lm_cols}))
     print(f"calibration: {len(cal_idx)} texts of the sample and {n_rest} of the {len(rest)} other calibration texts")
     if not n_rest:
         rest_cols = {k: v[:0] for k, v in cols.items()}
+    elif member:
+        rest_cols[COLUMN] = member.for_shipping(list(rest)[:n_rest])
     cal_records = [records[i] for i in cal_idx] + list(rest)[:n_rest]
     cal_cols = {k: np.concatenate([v[cal_idx], rest_cols[k]]) for k, v in cols.items()}
     cal_ok = np.all(np.isfinite(np.stack(list(cal_cols.values()), axis=1)), axis=1)
@@ -196,13 +223,14 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         if len(feats) == 1:
             head, key = zero_shot_head(sub, feats[0], y[fit_idx]), f"zero-shot {feats[0]}"
         else:
-            fam = next(f for f, fs in families.items() if fs == feats)
+            fam = next(f for f, fs in families.items() if set(fs) == set(feats))
             key = max((k for k in table if k.startswith(f"head {fam} C=")), key=lambda k: table[k]["mean_auroc"])
             head = fit_head(sub, feats, y[fit_idx], float(key.rsplit("=", 1)[1]))
         p_cal = sigmoid(head_logits(head, cal_cols))
         calibration = calibrate(p_cal, cal_y, groups=[r.group for r in cal_records])
         calibration["variants"] = {name: ["fp32"]}  # measured on fp32 only (Gemma has no fp16 build)
-        write_bench_scores(name, cal_records, p_cal)
+        version = spec.get("version", HEADS_VERSION)
+        write_bench_scores(name, version, cal_records, p_cal)
         evaluation = {
             "heldout_key": key, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS,
             **{k: table[key][k] for k in ("rows", "means", "mean_auroc")},
@@ -210,17 +238,21 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
             "n_sample": covered, "protocol": "stratified sample of the corpus (detectors/lm_train.py); whole domain / "
             "generator held out per row; heads fit on the training side only",
         }  # fmt: skip
-        used = sorted({f.split(".")[0] for f in feats})
+        members = list(spec.get("members", []))
+        used = sorted({f.split(".")[0] for f in feats} - set(members))
+        cpu_ms = sum(MODELS[m]["cpu_ms_per_doc"] for m in used) + sum(member_cpu_ms(m) for m in members)
+        if members:
+            evaluation["protocol"] += f"; {', '.join(members)} column out of fold (detectors/member_columns.py)"
         manifest = {
-            "name": name, "version": HEADS_VERSION, "kind": "lm-features", "variant": "fp32",
+            "name": name, "version": version, "kind": "lm-features", "variant": "fp32",
             "models": [{"name": m, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS} for m in used],
-            "head": "head.json",
+            "head": "head.json", **({"members": members} if members else {}),
             "build": f"synthweb detectors build {' '.join(used)}", "preprocess": ["collapse_whitespace"],
             "languages": ["en"], "min_words": 50, "description": spec["description"],
             "trained_on": "Fast-DetectGPT raw data (xsum, squad, writing; 8 generators), stratified sample of the "
             "lexical detector's training groups; calibrated on a sample of its calibration groups",
             "calibration": "calibration.json",
-            "cost": {"cpu_ms_per_doc": sum(MODELS[m]["cpu_ms_per_doc"] for m in used), "gpu_ms_per_doc": None,
+            "cost": {"cpu_ms_per_doc": cpu_ms, "gpu_ms_per_doc": None,
                      "measured": "corpus texts (~200 tokens), 2 CPU threads, bench/lm_bench.py; no GPU lent"},
         }  # fmt: skip
         written[name] = write_detector(name, manifest, head, calibration, evaluation)
