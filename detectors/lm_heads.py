@@ -189,6 +189,8 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         families["all models"] = lm_cols
     if member:
         families["all models + minilm"] = lm_cols + [COLUMN]
+    if member:  # the member alone, on the same splits (a one-feature head ranks as its logit does)
+        table[f"member {COLUMN}"] = heldout_rows(records, cols, [COLUMN], 1.0, split_cols=split_cols)
     for fam, feats in families.items():
         for c in PENALTIES:
             table[f"head {fam} C={c}"] = heldout_rows(records, cols, feats, c, split_cols=split_cols)
