@@ -1,4 +1,4 @@
-"""The minilm column of an LM head is never in-sample: out of fold where minilm trained, refit per held-out split."""
+"""The minilm column of an LM head is never in-sample: out of domain where minilm trained, refit per held-out split."""
 
 from __future__ import annotations
 
@@ -45,13 +45,15 @@ def test_training_texts_get_out_of_fold_logits_and_calibration_texts_the_shipped
     assert 0 < trained.sum() < len(records)
     np.testing.assert_allclose(got[~trained], cols._logit(head, np.flatnonzero(~trained)))
     assert not np.allclose(got[trained], cols._logit(head, np.flatnonzero(trained)))  # not in-sample
-    # A training text's own group never shapes its logit: move that group's embeddings and the logit stays.
+    # Nothing of a training text's own domain shapes its logit: move that domain's other embeddings, it stays.
     i = int(np.flatnonzero(trained)[0])
     moved = X.copy()
-    moved[[j for j, r in enumerate(records) if r.group == records[i].group]] += 5.0 * (records[i].label * 2 - 1)
+    moved[[j for j, r in enumerate(records) if r.domain == records[i].domain]] += 5.0 * (records[i].label * 2 - 1)
     moved[i] = X[i]
     again = MinilmColumns(records, moved, head).for_shipping(records)
     assert again[i] == pytest.approx(got[i])
+    other = next(j for j in np.flatnonzero(trained) if records[j].domain != records[i].domain)
+    assert again[other] != pytest.approx(got[other])  # the moved domain trains the other domains' heads
     y = np.array([r.label for r in records])
     assert got[y == 1].mean() > got[y == 0].mean() + 1  # the signal survives
 
