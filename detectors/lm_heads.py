@@ -173,9 +173,12 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
     lm_cols, split_cols = list(cols), {}
     member = None
-    if any(spec.get("members") for spec in (detectors or {}).values()):
-        from detectors.member_columns import COLUMN, MinilmColumns
+    named = {m for spec in (detectors or {}).values() for m in spec.get("members", [])}
+    if named:
+        from detectors.member_columns import COLUMN, MEMBER, MinilmColumns
 
+        if named != {MEMBER}:
+            raise SystemExit(f"only {MEMBER!r} can be a member of an LM head so far, not {sorted(named - {MEMBER})}")
         member = MinilmColumns.from_cache()
         cols[COLUMN] = member.for_shipping(records)
         split_cols = {name: {COLUMN: col} for name, col in member.heldout(records).items()}
@@ -187,9 +190,8 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     families = {m: [f for f in lm_cols if f.startswith(m + ".")] for m in model_names}
     if len(families) > 1:
         families["all models"] = lm_cols
-    if member:
+    if member:  # with the member, and the member alone on the same splits (one feature ranks as its logit)
         families["all models + minilm"] = lm_cols + [COLUMN]
-    if member:  # the member alone, on the same splits (a one-feature head ranks as its logit does)
         table[f"member {COLUMN}"] = heldout_rows(records, cols, [COLUMN], 1.0, split_cols=split_cols)
     for fam, feats in families.items():
         for c in PENALTIES:
@@ -244,7 +246,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         used = sorted({f.split(".")[0] for f in feats} - set(members))
         cpu_ms = sum(MODELS[m]["cpu_ms_per_doc"] for m in used) + sum(member_cpu_ms(m) for m in members)
         if members:
-            evaluation["protocol"] += f"; {', '.join(members)} column out of fold (detectors/member_columns.py)"
+            evaluation["protocol"] += f"; {', '.join(members)} column out of domain (detectors/member_columns.py)"
         manifest = {
             "name": name, "version": version, "kind": "lm-features", "variant": "fp32",
             "models": [{"name": m, "max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS} for m in used],
@@ -252,7 +254,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
             "build": f"synthweb detectors build {' '.join(used)}", "preprocess": ["collapse_whitespace"],
             "languages": ["en"], "min_words": 50, "description": spec["description"],
             "trained_on": "Fast-DetectGPT raw data (xsum, squad, writing; 8 generators), stratified sample of the "
-            "lexical detector's training groups; calibrated on a sample of its calibration groups",
+            f"lexical detector's training groups; calibrated on {len(cal_records)} texts of its calibration groups",
             "calibration": "calibration.json",
             "cost": {"cpu_ms_per_doc": cpu_ms, "gpu_ms_per_doc": None,
                      "measured": "corpus texts (~200 tokens), 2 CPU threads, bench/lm_bench.py; no GPU lent"},
