@@ -5,7 +5,7 @@ the column is never in-sample. On the corpus's training groups (where the shippe
 is out of domain: each text is scored by a head refit (same layers, same ridge penalty) on the other
 domains only, so the LM head learns how far to trust minilm on a domain it never saw, which is what every
 web domain is to it. (Folds by article group instead, blind to domain, gained more on held-out generators
-but lost TPR at 1% FPR on held-out domains: 0.483 -> 0.433; by domain 0.487; docs in detectors/README.md.)
+but lost TPR at 1% FPR on held-out domains: 0.483 -> 0.433 at C=1; by domain 0.477; detectors/README.md.)
 On the calibration groups it is the shipped head's, as at run time. For the held-out table every split
 gets its own column, from heads refit on the corpus side of the split that holds out the same domain or
 generator: nothing of the held-out domain or generator shapes it.
