@@ -99,12 +99,6 @@ def features_from_stats(stats: list[np.ndarray], max_tokens: int | None = None, 
     return text_features(padded, mask, max_tokens, skip)
 
 
-def member_logit(p: np.ndarray) -> np.ndarray:
-    """A member detector's P(machine) as the logit its head column holds (clipped as the ensemble clips it)."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
 def head_logits(head: dict, columns: dict[str, np.ndarray]) -> np.ndarray:
     """The head's logit per text from named feature columns ("model.feature")."""
     x = np.stack([columns[f] for f in head["features"]], axis=1)
@@ -148,12 +142,14 @@ class LMFeatureScorer:
 
     def columns(self, texts: list[str], batch_size: int = 8) -> dict[str, np.ndarray]:
         """Every feature of every model, as "model.feature" columns, and each member's "member.logit"."""
+        from detectors.ensemble import logit
+
         cols = {}
         for m in self.models:
             values = m.features(texts, batch_size)
             cols |= {f"{m.name}.{f}": values[:, k] for k, f in enumerate(FEATURE_NAMES)}
         for name, member in zip(self.member_names, self.members, strict=True):
-            cols[f"{name}.logit"] = member_logit(member.score(texts))
+            cols[f"{name}.logit"] = logit(member.score(texts))  # clipped as the ensemble's members are
         return cols
 
     def score(self, texts: list[str], batch_size: int = 8) -> np.ndarray:

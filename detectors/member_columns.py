@@ -69,17 +69,16 @@ class MinilmColumns:
 
     def _logit(self, head: dict, rows: np.ndarray) -> np.ndarray:
         from detectors.encoder_train import head_scores
-        from detectors.lm_features import member_logit
+        from detectors.ensemble import logit
 
-        return member_logit(head_scores(head, self.X[rows])) if len(rows) else np.zeros(0)
+        return logit(head_scores(head, self.X[rows])) if len(rows) else np.zeros(0)
 
     def out_of_fold(self, fit_rows: np.ndarray, score_rows: np.ndarray) -> np.ndarray:
         """Logits of `score_rows`, each from a head fit on the `fit_rows` of other domains."""
         out = np.empty(len(score_rows))
         for k in np.unique(self.fold[score_rows]):
             mine = self.fold[score_rows] == k
-            if mine.any():
-                out[mine] = self._logit(self._fit(fit_rows[self.fold[fit_rows] != k]), score_rows[mine])
+            out[mine] = self._logit(self._fit(fit_rows[self.fold[fit_rows] != k]), score_rows[mine])
         return out
 
     def for_shipping(self, texts: list[Record]) -> np.ndarray:
