@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,9 +106,9 @@ class Store:
         if path is not None:
             try:
                 path.mkdir(parents=True, exist_ok=True)
-                probe = path / ".write-test"
-                probe.write_text("ok")
-                probe.unlink()
+                # a name of its own: processes sharing one store probe it at once
+                with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+                    pass
             except OSError as exc:
                 raise StoreError(f"cannot write store at {path}: {exc.strerror or exc}") from exc
         self._lock_path = path.with_name(path.name + ".lock") if shared and path is not None else None
