@@ -29,6 +29,7 @@ SIGNS = {
 # v2: the per-token discrepancy's tail features (token_stats.text_features) and the whole stratified sample.
 # v3: the shape of the per-token discrepancy and likelihood, the uncertain tokens' features, 32 tokens skipped.
 # v4 (zeroshot only): the minilm detector's logit as one more column (detectors/member_columns.py).
+# v5 (zeroshot only): one logistic head per source (each model's statistics, minilm's column), logits summed.
 HEADS_VERSION = "3"
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
 SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]
@@ -47,10 +48,11 @@ SHIPPED_DETECTORS = {
     "zeroshot": {
         "features": SMOLLM2 + GEMMA3 + ["minilm.logit"],
         "members": ["minilm"],
-        "version": "4",
+        "combine": "sum",
+        "version": "5",
         "description": "Zero-shot statistics of two language models, SmolLM2-135M and Gemma 3 270M, each on its own "
-        "tokenization, and the minilm detector's score, combined per text by a small logistic head; "
-        "P(machine-written) for English prose.",
+        "tokenization, and the minilm detector's score: a small logistic head per source, their logits added "
+        "per text; P(machine-written) for English prose.",
     },
 }
 
@@ -71,6 +73,27 @@ def fit_head(cols: dict[str, np.ndarray], features: list[str], y: np.ndarray, c:
             "intercept": float(fit.intercept_[0])}  # fmt: skip
 
 
+def blocks_of(features: list[str]) -> list[list[str]]:
+    """The features grouped by source (a model's statistics, a member's column), in their order."""
+    blocks: dict[str, list[str]] = {}
+    for f in features:
+        blocks.setdefault(f.split(".", 1)[0], []).append(f)
+    return list(blocks.values())
+
+
+def fit_sum_head(cols: dict[str, np.ndarray], features: list[str], y: np.ndarray, c: float) -> dict:
+    """One logistic regression per source (`blocks_of`), their logits added: a single linear head as head.json
+    stores it. Each source's weights are fit without the others', so none leans on a combination of the
+    sources that holds only on the training domains (held-out domains gained; detectors/README.md, v5)."""
+    heads = [fit_head(cols, block, y, c) for block in blocks_of(features)]
+    merged = {k: [v for h in heads for v in h[k]] for k in ("features", "mean", "scale", "coef")}
+    return {**merged, "C": c, "intercept": float(sum(h["intercept"] for h in heads)),
+            "combine": "sum of one logistic head per source"}  # fmt: skip
+
+
+FITTERS = {"joint": fit_head, "sum": fit_sum_head}
+
+
 def zero_shot_head(cols: dict[str, np.ndarray], feature: str, y: np.ndarray) -> dict:
     """One statistic with its published sign, mapped to P(synthetic) by a 1-D logistic (ranking unchanged)."""
     head = fit_head(cols, [feature], y, 1e6)
@@ -81,10 +104,11 @@ def zero_shot_head(cols: dict[str, np.ndarray], feature: str, y: np.ndarray) -> 
 
 
 def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, c: float | None, zero_shot=None,
-                 split_cols: dict | None = None):  # fmt: skip
+                 split_cols: dict | None = None, combine: str = "joint"):  # fmt: skip
     """Rows of the held-out table for a head on `features` (or the zero-shot statistic `zero_shot`).
 
-    `split_cols` maps a split's name to columns of its own (a member's, fit without the held-out part).
+    `split_cols` maps a split's name to columns of its own (a member's, fit without the held-out part);
+    `combine` names the head's fitter (`FITTERS`).
     """
     from detectors.encoder_train import summarize
     from detectors.lm_features import head_logits
@@ -101,10 +125,15 @@ def heldout_rows(records: list[Record], cols: dict, features: list[str] | None, 
         if zero_shot:
             scores = SIGNS[zero_shot.split(".", 1)[1]] * cols[zero_shot][test]
         else:
-            head = fit_head({k: v[train] for k, v in cols_here.items()}, features, y[train], c)
+            head = FITTERS[combine]({k: v[train] for k, v in cols_here.items()}, features, y[train], c)
             scores = head_logits(head, {k: v[test] for k, v in cols_here.items()})
         rows.append(metrics_row(name, len(train), y[test], scores))
     return summarize(rows)
+
+
+def family_key(family: str, combine: str, c: float) -> str:
+    """The held-out table's row name of a head: "head all models C=1.0", "head all models, summed per source C=1.0"."""
+    return f"head {family}{', summed per source' if combine == 'sum' else ''} C={c}"
 
 
 def write_bench_scores(name: str, version: str, texts: list[Record], scores: np.ndarray) -> Path:
@@ -194,8 +223,10 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         families["all models + minilm"] = lm_cols + [COLUMN]
         table[f"member {COLUMN}"] = heldout_rows(records, cols, [COLUMN], 1.0, split_cols=split_cols)
     for fam, feats in families.items():
-        for c in PENALTIES:
-            table[f"head {fam} C={c}"] = heldout_rows(records, cols, feats, c, split_cols=split_cols)
+        for combine in ("joint", "sum") if len(blocks_of(feats)) > 1 else ("joint",):
+            for c in PENALTIES:
+                table[family_key(fam, combine, c)] = heldout_rows(records, cols, feats, c, split_cols=split_cols,
+                                                                  combine=combine)  # fmt: skip
     for key, result in table.items():
         d, g = result["means"]["domain"], result["means"]["generator"]
         print(f"{key:55s} {result['mean_auroc']:.4f}  domains {d['auroc']:.3f} / {d['tpr@1%fpr']:.3f}"
@@ -228,8 +259,9 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
             head, key = zero_shot_head(sub, feats[0], y[fit_idx]), f"zero-shot {feats[0]}"
         else:
             fam = next(f for f, fs in families.items() if set(fs) == set(feats))
-            key = max((k for k in table if k.startswith(f"head {fam} C=")), key=lambda k: table[k]["mean_auroc"])
-            head = fit_head(sub, feats, y[fit_idx], float(key.rsplit("=", 1)[1]))
+            combine = spec.get("combine", "joint")
+            key = max((family_key(fam, combine, c) for c in PENALTIES), key=lambda k: table[k]["mean_auroc"])
+            head = FITTERS[combine](sub, feats, y[fit_idx], float(key.rsplit("=", 1)[1]))
         p_cal = sigmoid(head_logits(head, cal_cols))
         calibration = calibrate(p_cal, cal_y, groups=[r.group for r in cal_records])
         calibration["variants"] = {name: ["fp32"]}  # measured on fp32 only (Gemma has no fp16 build)
