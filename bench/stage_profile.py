@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.crawl_cpu_bench import child_cpu, run_plain, sites  # noqa: E402
+from crawler.settings import SYNTHWEB_STAGES  # noqa: E402
 from synthweb.sampleweb import SampleWeb  # noqa: E402
 
 BATCH = 64
@@ -73,11 +73,10 @@ def cpu(fn) -> float:
 def steps(pages: list[tuple[str, str]], tmp: Path) -> dict[str, float]:
     """CPU seconds of each step over all pages."""
     import trafilatura
-    from trafilatura import bare_extraction
     from trafilatura.metadata import extract_title
     from trafilatura.utils import load_html
 
-    from crawler.extract import content_hash, detect_language, find_published, site_keys
+    from crawler.extract import content_hash, detect_language, find_published, main_text, site_keys
     from detectors.runtime import load_detector
     from synthweb import neardup
     from synthweb.pipeline import Page
@@ -90,14 +89,8 @@ def steps(pages: list[tuple[str, str]], tmp: Path) -> dict[str, float]:
     out["title"] = cpu(lambda: [extract_title(t) for t in trees])
     out["date (htmldate)"] = cpu(lambda: [find_published(t, u) for t, (u, _) in zip(trees, pages, strict=True)])
     texts = []
-
-    def main_text():
-        for tree, (url, _) in zip(trees, pages, strict=True):
-            doc = bare_extraction(tree, url=url, fast=True, favor_precision=True, include_comments=False,
-                                  include_tables=False, with_metadata=False)  # fmt: skip
-            texts.append((getattr(doc, "text", None) or "").strip())
-
-    out["main text (trafilatura on the tree)"] = cpu(main_text)
+    main = lambda: texts.extend(main_text(t, u) for t, (u, _) in zip(trees, pages, strict=True))  # noqa: E731
+    out["main text (trafilatura on the tree)"] = cpu(main)
     out["site keys (tldextract)"] = cpu(lambda: [site_keys(u) for u, _ in pages])
     out["content hash"] = cpu(lambda: [content_hash(t) for t in texts])
     out["language (py3langid)"] = cpu(lambda: [detect_language(t) for t in texts])
@@ -107,8 +100,9 @@ def steps(pages: list[tuple[str, str]], tmp: Path) -> dict[str, float]:
     store.migrate()
     rows = [
         Page(url=u, snapshot="bench", text=t, content_hash=content_hash(t), word_count=len(t.split()), lang="en",
-             host=site_keys(u)[0], domain=site_keys(u)[1], detector="hashed", detector_version="1", p_synthetic=0.5)
+             host=host, domain=domain, detector="hashed", detector_version="1", p_synthetic=0.5)
         for (u, _), t in zip(pages, texts, strict=True)
+        for host, domain, _ in [site_keys(u)]
     ]  # fmt: skip
     out["store inserts (chDB)"] = cpu(
         lambda: [store.insert_pages(rows[i : i + BATCH]) for i in range(0, len(rows), BATCH)]
@@ -121,10 +115,7 @@ def startup_cpu() -> dict[str, float]:
     """CPU seconds of each start-up item in a fresh process, over the bare interpreter's."""
 
     def child(code: str) -> float:
-        usage = "r = resource.getrusage(resource.RUSAGE_SELF); print(r.ru_utime + r.ru_stime)"
-        script = f"import resource; {code}; {usage}"
-        return float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                                    cwd=ROOT).stdout)  # fmt: skip
+        return child_cpu([sys.executable, "-c", code], {**os.environ, "PYTHONPATH": str(ROOT)})[0]
 
     base = min(child("pass") for _ in range(3))
     return {name: round(min(child(code) for _ in range(3)) - base, 3) for name, code in STARTUP.items()}
@@ -135,16 +126,14 @@ import json, sys
 from crawler.runner import run_crawl
 print(json.dumps(run_crawl(sys.argv[2:], json.loads(sys.argv[1]), show_progress=False)))
 """
-ABLATION = {
-    "crawl only (no stages)": [],
-    "+ extract": ["crawler.extract.ExtractStage"],
-    "+ score (hashed)": ["crawler.extract.ExtractStage", "synthweb.score.ScoreStage"],
-    "+ store (chDB): every stage": [
-        "crawler.extract.ExtractStage",
-        "synthweb.score.ScoreStage",
-        "synthweb.store.StoreStage",
-    ],
-}
+# The default stages (crawler/settings.py), added one at a time.
+ABLATION = dict(
+    zip(
+        ["crawl only (no stages)", "+ extract", "+ score (hashed)", "+ store (chDB): every stage"],
+        [SYNTHWEB_STAGES[:k] for k in range(len(SYNTHWEB_STAGES) + 1)],
+        strict=True,
+    )
+)
 
 
 def crawl_ablation(web: SampleWeb, tmp: Path, articles: int) -> dict[str, dict]:

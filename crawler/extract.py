@@ -88,6 +88,22 @@ def detect_language(text: str) -> str:
     return lang
 
 
+def main_text(tree, url: str, favor_precision: bool = True) -> str:
+    """The page's main text by trafilatura ("" when it finds none); prunes `tree` in place, so call it last."""
+    from trafilatura import bare_extraction
+
+    doc = bare_extraction(
+        tree,
+        url=url,
+        fast=True,
+        favor_precision=favor_precision,
+        include_comments=False,
+        include_tables=False,
+        with_metadata=False,
+    )
+    return (getattr(doc, "text", None) or "").strip()
+
+
 def find_published(tree, url: str, today: date | None = None) -> tuple[date | None, str]:
     """Publication date and where it came from: "metadata", "url", "content" or ""."""
     from htmldate import find_date
@@ -152,7 +168,6 @@ class ExtractStage(Stage):
             yield page
 
     def extract(self, page: Page) -> Page:
-        from trafilatura import bare_extraction
         from trafilatura.metadata import extract_title
         from trafilatura.utils import load_html
 
@@ -175,17 +190,7 @@ class ExtractStage(Stage):
         published, source = find_published(tree, page.url)
         if published is not None or page.published is None:
             page.published, page.date_source = published, source
-        # bare_extraction prunes the tree in place, so it runs last.
-        doc = bare_extraction(
-            tree,
-            url=page.url,
-            fast=True,
-            favor_precision=self.favor_precision,
-            include_comments=False,
-            include_tables=False,
-            with_metadata=False,
-        )
-        text = (getattr(doc, "text", None) or "").strip()
+        text = main_text(tree, page.url, self.favor_precision)  # prunes the tree, so it runs last
         if not text:
             page.skip = "no_text"
             return page
