@@ -44,7 +44,8 @@ STARTUP = {
     "python + numpy": "import numpy",
     "scrapy": "import scrapy.crawler",
     "trafilatura + htmldate + tldextract": "import trafilatura, htmldate, tldextract",
-    "py3langid model": "import py3langid; py3langid.classify('warm up the model')",
+    "py3langid model, as py3langid loads it": "import py3langid; py3langid.classify('warm up the model')",
+    "py3langid model, from synthweb's cache": "from crawler.language import detect_language; detect_language('warm')",
     "numba (hashed kernel)": "import detectors.hashed",
     "chdb store, opened and migrated": "from synthweb.store import Store; import tempfile; "
     "Store('chdb:///' + tempfile.mkdtemp() + '/s').migrate()",

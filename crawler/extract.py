@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from crawler.language import detect_language
 from synthweb.pipeline import Page, Stage
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,6 @@ def site_keys(url: str) -> tuple[str, str, str]:
     if not ext.suffix:  # "localhost", intranet names: no public suffix
         return host, ext.domain or host, ""
     return host, f"{ext.domain}.{ext.suffix}" if ext.domain else ext.suffix, ext.suffix
-
-
-def detect_language(text: str) -> str:
-    import py3langid
-
-    # The first few thousand characters are plenty and keep classification fast.
-    lang, _score = py3langid.classify(text[:5000])
-    return lang
 
 
 def main_text(tree, url: str, favor_precision: bool = True) -> str:
