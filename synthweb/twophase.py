@@ -12,8 +12,11 @@ interval. At a rate of 1 it is the strong detector's own histogram.
 
 The interval's draws add the two phases' deviations: the slice's (a Dirichlet draw of the estimated
 histogram, as a fully scored slice gets) and the sample's (a Bayesian bootstrap of each stratum's
-strong-scored documents, scaled by sqrt(1 - the stratum's sampling fraction)); `estimate_histogram`
-then puts the calibration's own uncertainty on top.
+strong-scored documents and one pseudo-document spread over the bins, scaled by sqrt(1 - the stratum's
+sampling fraction)); `estimate_histogram` then puts the calibration's own uncertainty on top. Without the
+pseudo-document a sample whose few documents all score human drew no machine text at all: 25 such
+documents of 500 gave the interval [0, 0]. With it, [0, 0.10]; on the mixture bench at rate 0.05 (a
+synthetic strong detector of AUROC 0.975) coverage rose 0.927 -> 0.966, mean width 0.311 -> 0.325.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from synthweb import quantify
 from synthweb.estimate import DEFAULT_METHOD, DRAWS, SEED, Calibration, Estimate, estimate_histogram
 
+PRIOR_DOCUMENTS = 1.0  # pseudo-documents, spread over the bins, in each stratum's phase-two draws
 MIN_PER_STRATUM = 10  # strong-scored documents per post-stratum (fewer: merged with the neighbour)
 # Below this many strong-scored documents a slice is estimated with em unless a method is asked for: on
 # the mixture bench (500 documents at rate 0.05, 25 strong) hdy's intervals covered 0.78 of true shares,
@@ -111,6 +115,10 @@ def estimated_histogram(cells: Cells, bins: int, minimum: int = MIN_PER_STRATUM,
         onehot = np.zeros((int(rows.sum()), bins))
         onehot[np.arange(int(rows.sum())), b[rows]] = 1.0
         drawn = gammas[:, rows] @ onehot
+        # One pseudo-document spread over the bins, as the phase-one draws get: a stratum whose few
+        # sampled documents all score human may still hold machine text (measured in the docstring).
+        unit = weight[rows].sum() / cells.count[picked][rows].sum()
+        drawn += rng.standard_gamma(PRIOR_DOCUMENTS / bins, size=(draws, bins)) * unit
         drawn /= drawn.sum(axis=1, keepdims=True)
         fpc = np.sqrt(max(0.0, 1.0 - sampled[g] / population[g]))
         deviation += (population[g] / n) * fpc * (drawn - shares[g])

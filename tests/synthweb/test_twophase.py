@@ -111,3 +111,15 @@ def test_the_histogram_weights_by_inverse_inclusion():
     hist, _ = estimated_histogram(Cells.from_rows(rows), BINS, minimum=100)
     # Hajek: weights 4 x 1 at bin 10, 2 / 0.5 = 4 at bin 40, over the 8 documents.
     assert hist[10] == pytest.approx(4.0) and hist[40] == pytest.approx(4.0) and hist.sum() == pytest.approx(8.0)
+
+
+def test_a_small_sample_that_looks_all_human_still_leaves_room_for_machine_text():
+    # 25 of 500 documents strong-scored, every one clearly human: the share is not known to be 0. Without
+    # the pseudo-document in each stratum's draws the interval was [0, 0]; the rule of three says ~0.12.
+    rng = np.random.default_rng(8)
+    fast, strong = rng.integers(0, 25, 500), rng.integers(5, 15, 500)
+    picked = np.zeros(500, bool)
+    picked[rng.choice(500, 25, replace=False)] = True
+    e = estimate_cells(cells(fast, strong, picked, 0.05), calibration())
+    assert e.share == pytest.approx(0.0, abs=0.01) and e.ci_low == pytest.approx(0.0, abs=0.01)
+    assert 0.05 < e.ci_high < 0.2
