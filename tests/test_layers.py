@@ -28,6 +28,7 @@ LAYERS = {
     "synthweb.layers": 1,
     "synthweb.seeds": 1,
     "crawler.extract": 2,  # stages and the store (and what reads the store)
+    "crawler.language": 2,
     "synthweb.score": 2,
     "synthweb.store": 2,
     "synthweb.report": 2,
