@@ -117,7 +117,7 @@ def estimated_histogram(cells: Cells, bins: int, minimum: int = MIN_PER_STRATUM,
         drawn = gammas[:, rows] @ onehot
         # One pseudo-document spread over the bins, as the phase-one draws get: a stratum whose few
         # sampled documents all score human may still hold machine text (measured in the docstring).
-        unit = weight[rows].sum() / cells.count[picked][rows].sum()
+        unit = weight[rows].sum() / sampled[g]  # the stratum's mean weight per sampled document
         drawn += rng.standard_gamma(PRIOR_DOCUMENTS / bins, size=(draws, bins)) * unit
         drawn /= drawn.sum(axis=1, keepdims=True)
         fpc = np.sqrt(max(0.0, 1.0 - sampled[g] / population[g]))
