@@ -7,7 +7,9 @@ site is crawled by one crawler at a time and per-host politeness holds fleet-wid
 Pages go to SYNTHWEB_TOPIC_PAGES through `KafkaPagesPipeline`; a job's offset is
 committed only after every one of its pages is acknowledged, so a crawler killed
 mid-job has its job redelivered to another crawler (at-least-once; the worker
-deduplicates by snapshot and URL).
+deduplicates by snapshot and URL). A job whose commit failed after all its pages
+were acknowledged (the crawler had been dropped from the group) is committed, not
+crawled again, if the group hands it back to the same crawler.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class FleetSpider(SiteSpider):
         self.failure = ""  # why the crawler stopped early (delivery failed), "" if it did not
         self.consumer = None
         self._job_record = None
+        # Jobs this crawler finished whose commit failed (it had been dropped from the group): if the group hands
+        # one back, its pages are all acknowledged already, so it is committed, not crawled again.
+        self._done_uncommitted: dict[tuple[str, int, int], dict] = {}
         self._job_started = 0.0
         self._last_active = time.monotonic()
         self._closing = False
@@ -189,6 +194,15 @@ class FleetSpider(SiteSpider):
                 self._begin(record)
 
     def _begin(self, record) -> None:
+        done = self._done_uncommitted.pop((record.topic, record.partition, record.offset), None)
+        if done is not None:
+            log.info("job %s: %s already crawled here, its commit failed: committing it now", done["job_id"],
+                     done["domain"])  # fmt: skip
+            if self._commit(record, done["job_id"]):
+                done["committed"] = True
+            else:
+                self._done_uncommitted[record.topic, record.partition, record.offset] = done
+            return
         try:
             job = decode_job(record.value)
         except MessageError as exc:
@@ -266,6 +280,8 @@ class FleetSpider(SiteSpider):
                 "offset": record.offset,
             }
         )
+        if not committed:
+            self._done_uncommitted[record.topic, record.partition, record.offset] = self.summary[-1]
         self.crawler.stats.inc_value("synthweb/jobs_done")
         log.info("job %s: %s done, %d pages in %.1fs", job.job_id, job.domain, delivery.acked, seconds)
         self.job, self._job_record = None, None

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from datetime import date
 from urllib.parse import urlsplit
@@ -157,6 +159,34 @@ def test_killed_crawler_job_redelivered(kafka, sample_web, embedded_urls, tmp_pa
     sent_twice = sum(1 for n in urls.values() if n > 1)
     assert sent_twice == len(messages) - len(expected)  # the redone job sends each page once more at most
     print(f"\nkill test: {len(expected)} pages expected, {len(messages)} messages, {sent_twice} URLs sent twice")
+
+
+def test_a_crawler_fenced_mid_job_does_not_crawl_the_job_again(kafka, sample_web, embedded_urls, tmp_path):
+    # Frozen past its session (a stalled VM, a long GC, a broker restart under load), the crawler is dropped
+    # from the group: finishing the job, its commit fails, and on rejoining the job comes back to it.
+    topics = FleetTopics.create(kafka, partitions=1)
+    blog = sample_web.site("blog")  # Crawl-delay 0.2: slow enough to freeze mid-job
+    [job] = jobs_for([blog], "fleet-fenced")
+    publish_jobs(kafka.bootstrap, topics.jobs, [job])
+    crawler = start_fleet_crawler(topics, FLEET, "--idle-exit", "10", log_path=tmp_path / "crawler.log")
+    try:
+        before = read_pages(kafka.bootstrap, topics.pages, until=lambda got: len(got) >= 5, timeout=90)
+        crawler.send_signal(signal.SIGSTOP)
+        time.sleep(3 * 6)  # three sessions (start_fleet_crawler's 6 s): the broker drops the member
+        crawler.send_signal(signal.SIGCONT)
+        summary = crawler_summary(crawler, timeout=180)
+    finally:
+        crawler.send_signal(signal.SIGCONT)
+        stop([crawler])
+    expected = embedded_urls[blog.address]
+    assert 5 <= len(before) < len(expected)
+    log = (tmp_path / "crawler.log").read_text()
+    assert "already crawled" in log  # the redelivery happened and was recognised
+    urls = Counter(m.message["url"] for m in read_pages(kafka.bootstrap, topics.pages))
+    assert urls == Counter(expected)  # every page once: the job was not crawled a second time
+    [done] = summary["jobs"]
+    assert (done["job_id"], done["committed"], done["pages"]) == (job.job_id, True, len(expected))
+    assert group_lag(kafka.bootstrap, topics.group, topics.jobs) == {0: 0}
 
 
 def _big_site() -> Site:

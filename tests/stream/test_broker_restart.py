@@ -68,7 +68,12 @@ def test_a_worker_rides_out_a_broker_restart_and_stores_every_page_once(broker, 
 
 def test_a_crawler_rides_out_a_broker_restart_mid_job(broker, sample_web, embedded_urls, tmp_path):
     topics = FleetTopics.create(broker, partitions=3)
-    slow = {"DOWNLOAD_DELAY": 0.3, "AUTOTHROTTLE_START_DELAY": 0.3, "SYNTHWEB_MAX_QUERY_VARIANTS": 4}
+    slow = {
+        "DOWNLOAD_DELAY": 0.3,
+        "AUTOTHROTTLE_START_DELAY": 0.3,
+        "SYNTHWEB_MAX_QUERY_VARIANTS": 4,
+        "LOG_LEVEL": "INFO",
+    }
     crawler = start_fleet_crawler(topics, slow, "--idle-exit", "60", log_path=tmp_path / "crawler.log",
                                   session_seconds=20)  # fmt: skip
     try:
@@ -84,6 +89,7 @@ def test_a_crawler_rides_out_a_broker_restart_mid_job(broker, sample_web, embedd
     summary = crawler_summary(crawler)
     urls = [m.message["url"] for m in read_pages(broker.bootstrap, topics.pages)]
     # The producer buffered and retried through the outage: every page once, every job committed, no failure.
-    assert sorted(urls) == sorted(set().union(*embedded_urls.values()))
+    fleet_log = [line for line in (tmp_path / "crawler.log").read_text().splitlines() if "spiders.fleet]" in line]
+    assert sorted(urls) == sorted(set().union(*embedded_urls.values())), "\n".join(fleet_log)
     assert summary["failure"] == "" and all(job["committed"] for job in summary["jobs"]), summary
     assert sorted(job["domain"] for job in summary["jobs"]) == sorted(job.domain for job in jobs)
