@@ -137,8 +137,9 @@ def open_session(model_file: Path | bytes):
 class Detector:
     """A loaded detector: `score(texts)` gives P(synthetic) in [0, 1] per text."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, models: bool = True):
         self.path = path
+        self.loaded = models
         try:
             self.manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
             m = self.manifest
@@ -164,6 +165,9 @@ class Detector:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DetectorError(f"broken detector manifest in {path}: {exc!r}") from exc
         self.scorer = None
+        self.providers = []
+        if not models:  # a description: what the manifest and calibration say, no model loaded
+            return
         if self.kind != "onnx-text":
             self.scorer = self._scorer(path, m)
             self.providers = getattr(self.scorer, "providers", [])
@@ -187,6 +191,8 @@ class Detector:
 
     def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """P(synthetic) for each text, in order, computed in batches of `batch_size`."""
+        if not self.loaded:
+            raise DetectorError(f"detector {self.name} v{self.version} was described, not loaded: load_detector it")
         if self.scorer is not None:
             chunk = [preprocess(t or "", self.preprocess) for t in texts]
             return np.clip(np.asarray(self.scorer.score(chunk, batch_size), dtype=np.float64), 0.0, 1.0)
@@ -205,7 +211,10 @@ class Detector:
     def variants(self) -> dict[str, str]:
         """The model variant (fp32, fp16, int8) of this detector and of its members, by detector name."""
         own = {self.name: str(self.manifest["variant"])} if self.manifest.get("variant") else {}
-        for member in getattr(self.scorer, "members", ()):
+        members = getattr(self.scorer, "members", None)
+        if members is None and not self.loaded:
+            members = [describe_detector(name) for name in self.manifest.get("members", ())]
+        for member in members or ():
             own |= member.variants
         return own
 
@@ -242,3 +251,14 @@ def _load(path: Path) -> Detector:
 def load_detector(name_or_path: str) -> Detector:
     """Load (once per process and directory) a detector by name or directory path."""
     return _load(resolve(str(name_or_path)))
+
+
+@functools.lru_cache(maxsize=16)
+def _describe(path: Path) -> Detector:
+    return Detector(path, models=False)
+
+
+def describe_detector(name_or_path: str) -> Detector:
+    """A detector's name, version, manifest and calibration, without loading its models (a report reads no text:
+    loading `zeroshot`'s two language models would take it ~10 s); `score` raises."""
+    return _describe(resolve(str(name_or_path)))

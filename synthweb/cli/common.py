@@ -88,12 +88,15 @@ def open_store(settings, must_exist: bool = False):
     return store
 
 
-def load_detector(settings, setting: str = "SYNTHWEB_DETECTOR"):
-    """The detector the setting names (default the configured one), or a one-line CliError."""
-    from detectors.runtime import DetectorError, load_detector
+def load_detector(settings, setting: str = "SYNTHWEB_DETECTOR", models: bool = True):
+    """The detector the setting names (default the configured one), or a one-line CliError.
+
+    `models=False`: its description only (name, version, calibration), for commands that read the store, not text.
+    """
+    from detectors.runtime import DetectorError, describe_detector, load_detector
 
     try:
-        return load_detector(settings.get(setting))
+        return (load_detector if models else describe_detector)(settings.get(setting))
     except DetectorError as exc:
         raise CliError(str(exc)) from exc
 

@@ -76,7 +76,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     dims = [args.by, "domain"]
     found = None if args.detector else two_phase_rows(settings, store, dims)
     if found is None:
-        detector = load_detector(settings)
+        detector = load_detector(settings, models=False)
         try:
             found = (share_report(store, detector, dims), f"{detector.name} v{detector.version}")
         except ValueError as exc:

@@ -76,7 +76,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     store = open_store(settings, must_exist=True)
     if args.control:
-        detector = load_detector(settings)
+        detector = load_detector(settings, models=False)
         try:
             rows = control_report(store, detector)
         except ValueError as exc:
@@ -96,7 +96,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _print_rows(args, two_phase, [*dims, "strong_documents", *REPORT_COLUMNS, *_cluster_columns(two_phase)])
     names = [n.strip() for n in (args.detector or "").split(",") if n.strip()] or [None]
     rows = []
-    detectors = [load_detector(settings_for(args, SYNTHWEB_DETECTOR=name)) for name in names]
+    detectors = [load_detector(settings_for(args, SYNTHWEB_DETECTOR=name), models=False) for name in names]
     label = ", ".join(f"{d.name} v{d.version}" for d in detectors)
     if args.chart:
         return _write_chart(args, store, detectors, dims, label)
@@ -126,10 +126,10 @@ def two_phase_rows(
     from synthweb.report import has_rows, two_phase_report
 
     fast_name = settings.get("SYNTHWEB_FAST_DETECTOR")
-    strong = load_detector(settings)
+    strong = load_detector(settings, models=False)
     if not fast_name or fast_name == strong.name:
         return None
-    fast = load_detector(settings, "SYNTHWEB_FAST_DETECTOR")
+    fast = load_detector(settings, "SYNTHWEB_FAST_DETECTOR", models=False)
     if not has_rows(store, fast):
         return None
     try:

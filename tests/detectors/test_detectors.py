@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from detectors.metrics import auroc, tpr_at_fpr
-from detectors.runtime import SHIPPED, DetectorError, load_detector
+from detectors.runtime import SHIPPED, DetectorError, describe_detector, load_detector
 from synthweb.pipeline import NotConfigured, Page
 from synthweb.score import ScoreStage
 
@@ -244,6 +244,21 @@ def test_an_ensemble_calibration_checks_its_members_variants(detector_copy, monk
     with pytest.raises(DetectorError, match="holds for member fp32 or fp16, but member's model is int8"):
         detector.require_calibration()
     assert load_detector(member).variants == {"member": "int8"}
+    described = describe_detector(str(ens))  # from the manifests alone, members' included
+    assert described.variants == {"member": "int8"}
+    with pytest.raises(DetectorError, match="holds for member fp32 or fp16, but member's model is int8"):
+        described.require_calibration()
+
+
+def test_a_description_needs_no_model_and_scores_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYNTHWEB_MODELS", str(tmp_path / "no-models"))  # neither language model is built here
+    detector = describe_detector("zeroshot")
+    assert (detector.name, detector.version) == ("zeroshot", json.loads((SHIPPED / "zeroshot" / "manifest.json")
+                                                                        .read_text())["version"])  # fmt: skip
+    assert detector.variants == {"zeroshot": "fp32", "minilm": "fp32"}
+    assert detector.require_calibration()["bins"] > 0
+    with pytest.raises(DetectorError, match="described, not loaded"):
+        detector.score(["some text"])
 
 
 def test_shipped_calibrations_hold_for_the_shipped_variants():

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -151,6 +152,16 @@ def test_report_by_year_and_formats(db):
     assert table and {"lang", "month", "pages", "documents", "share", "ci_low", "ci_high"} <= set(table[0])
     result = synthweb("report", "--db", db, "--by", "snapshot")
     assert result.returncode == 0 and "e2e" in result.stdout and "%" in result.stdout
+
+
+def test_a_report_loads_no_model(db, tmp_path):
+    # A report reads the store and the detectors' calibrations, never text: it works with no model built at all
+    # (loading zeroshot's two language models made every report take ~10 s).
+    env = {**os.environ, "SYNTHWEB_MODELS": str(tmp_path / "no-models")}
+    args = [sys.executable, "-m", "synthweb.cli", "report", "--db", db, "--by", "domain", "--format", "json"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == report(db, "domain")
 
 
 def test_an_uncalibrated_detector_stores_pages_and_says_why_there_is_no_share(sample_web, detector_copy, tmp_path):
