@@ -313,6 +313,9 @@ class FleetSpider(SiteSpider):
             log.warning("commit of %s@%d failed (%s): the job will be redelivered", tp, record.offset, exc)
             self.crawler.stats.inc_value("synthweb/kafka/commit_failed")
             return False
+        for key in [k for k in self._done_uncommitted if k[:2] == (record.topic, record.partition)]:
+            if key[2] < record.offset:  # a later offset's commit covers the earlier jobs of its partition
+                self._done_uncommitted.pop(key)["committed"] = True
         return True
 
     def _fail(self, message: str) -> None:
