@@ -59,6 +59,10 @@ MODELS = {
         "gguf": _smollm2_gguf,
         "architecture": "llama",
         "prefix": "<|endoftext|>",  # no BOS in its tokenizer; this start token lowers perplexity a little
+        # Its chat template up to the assistant's answer, for the chat reading (token_stats.CONTRAST_NAMES): a
+        # text read as the Instruct model's own answer gains more likelihood when a chat model wrote it.
+        "chat_template": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+        "<|im_end|>\n<|im_start|>user\nPlease write a passage.<|im_end|>\n<|im_start|>assistant\n",
         "perplexity": (8.0, 60.0),  # plausible range on CHECK_TEXT (measured 21.5)
         "cpu_ms_per_doc": 610,  # corpus texts (~200 tokens), 2 threads, bench/lm_bench.py
         "licence": "Apache-2.0 (SmolLM2-135M-Instruct, Hugging Face)",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.data import Record, split_groups
-from detectors.token_stats import FEATURE_NAMES
+from detectors.token_stats import CONTRAST_NAMES, FEATURE_NAMES, contrast_features
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 HELDOUT_FILE = Path(__file__).resolve().parent / "lm_eval_heldout.json"
@@ -166,10 +166,11 @@ def write_detector(name: str, manifest: dict, head: dict, calibration: dict, eva
     return out
 
 
-def _columns(texts: list[Record], models, require_all: bool = True) -> tuple[int, dict[str, np.ndarray]]:
+def _columns(texts: list[Record], models, require_all: bool = True, chat=()) -> tuple[int, dict[str, np.ndarray]]:
     """(texts covered by every model's cache, "model.feature" columns over them).
 
     With `require_all` False, models with no cached statistics at all are left out instead of covering nothing.
+    Models in `chat` add their chat contrasts (`CONTRAST_NAMES`) from their chat reading's cache.
     """
     from detectors.lm_features import features_from_stats
     from detectors.lm_train import SKIP_TOKENS, load_stats
@@ -181,26 +182,35 @@ def _columns(texts: list[Record], models, require_all: bool = True) -> tuple[int
             counts.append(n)
         if n:
             cols[model] = columns_for(model, features_from_stats(stats, skip=SKIP_TOKENS))
+        if model in chat:
+            n_chat, chat_stats = load_stats(model, texts, reading="chat")
+            counts.append(n_chat)
+            m = min(n, n_chat)
+            values = contrast_features(stats[:m], chat_stats[:m], skip=SKIP_TOKENS)
+            cols[f"{model}@chat"] = {f"{model}.{f}": values[:, k] for k, f in enumerate(CONTRAST_NAMES)}
     covered = min(counts, default=0)
     return covered, {k: v[:covered] for c in cols.values() for k, v in c.items()}
 
 
-def train(sample: list[Record], rest: list[Record] = (), models=None, detectors: dict | None = None) -> dict:
+def train(sample: list[Record], rest: list[Record] = (), models=None, detectors: dict | None = None,
+          chat=()) -> dict:  # fmt: skip
     """Held-out tables for every statistic and head on `sample`; then fit, calibrate and write `detectors`.
 
     `rest` (the calibration groups' other texts) joins the calibration when its statistics are cached.
-    `detectors` maps a shipped name to {features, description}; features may span models.
+    `detectors` maps a shipped name to {features, description}; features may span models. Models in `chat`
+    add their chat contrasts (their chat reading's cache must cover the texts used).
     """
     from detectors.lm_build import MODELS
     from detectors.lm_features import head_logits, sigmoid
     from detectors.lm_train import MAX_TOKENS, SKIP_TOKENS
     from detectors.train import calibrate, metrics_row
 
-    covered, cols = _columns(sample, models or MODELS, require_all=False)
+    covered, cols = _columns(sample, models or MODELS, require_all=False, chat=chat)
     records = sample[:covered]
     y = np.array([r.label for r in records])
     print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
-    lm_cols, split_cols = list(cols), {}
+    lm_cols = [k for k in cols if k.split(".", 1)[1] not in CONTRAST_NAMES]
+    chat_cols, split_cols = [k for k in cols if k not in lm_cols], {}
     member = None
     named = {m for spec in (detectors or {}).values() for m in spec.get("members", [])}
     if named:
@@ -217,10 +227,17 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
             table[f"zero-shot {f}"] = heldout_rows(records, cols, None, None, zero_shot=f)
     model_names = dict.fromkeys(k.split(".")[0] for k in lm_cols)
     families = {m: [f for f in lm_cols if f.startswith(m + ".")] for m in model_names}
-    if len(families) > 1:
+    for m in model_names:
+        if any(f.startswith(m + ".") for f in chat_cols):
+            families[f"{m} + chat reading"] = families[m] + [f for f in chat_cols if f.startswith(m + ".")]
+    if len(model_names) > 1:
         families["all models"] = lm_cols
+        if chat_cols:
+            families["all models + chat reading"] = lm_cols + chat_cols
     if member:  # with the member, and the member alone on the same splits (one feature ranks as its logit)
         families["all models + minilm"] = lm_cols + [COLUMN]
+        if chat_cols:
+            families["all models + chat reading + minilm"] = lm_cols + chat_cols + [COLUMN]
         table[f"member {COLUMN}"] = heldout_rows(records, cols, [COLUMN], 1.0, split_cols=split_cols)
     for fam, feats in families.items():
         for combine in ("joint", "sum") if len(blocks_of(feats)) > 1 else ("joint",):
@@ -239,7 +256,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     cal_idx = np.array([i for i, r in enumerate(records) if r.group in calib_groups])
     finite = np.all(np.isfinite(np.stack(list(cols.values()), axis=1)), axis=1)
     fit_idx, cal_idx = fit_idx[finite[fit_idx]], cal_idx[finite[cal_idx]]
-    n_rest, rest_cols = _columns(list(rest), sorted({k.split(".")[0] for k in lm_cols}))
+    n_rest, rest_cols = _columns(list(rest), sorted({k.split(".")[0] for k in lm_cols}), chat=chat)
     print(f"calibration: {len(cal_idx)} texts of the sample and {n_rest} of the {len(rest)} other calibration texts")
     if not n_rest:
         rest_cols = {k: v[:0] for k, v in cols.items()}

@@ -1,7 +1,7 @@
 """Evaluate the zero-shot LM statistics held-out, fit the small heads on them, and write the detectors.
 
-    python -m detectors.lm_train stats [--set sample|calibration] [--model M]  # per-token statistics (cached)
-    python -m detectors.lm_train train                                         # held-out tables, heads, calibrations
+    python -m detectors.lm_train stats [--set sample|calibration] [--model M] [--reading plain|chat]  # cached
+    python -m detectors.lm_train train [--chat smollm2-135m]                   # held-out tables, heads, calibrations
 
 A forward pass of a 135M-parameter LM costs ~0.45 s per 256-token text on two CPU cores, so training
 works on a stratified sample of the corpus (`sample_records`: per domain and generator, training groups and
@@ -90,44 +90,47 @@ def sample_key(sample: list[Record]) -> str:
     return h.hexdigest()[:10]
 
 
-def _chunk_file(model: str, key: str, chunk: int) -> Path:
-    return CACHE / model / f"{key}-{MAX_TOKENS}-{chunk:04d}.npz"
+def _chunk_file(model: str, key: str, chunk: int, reading: str = "plain") -> Path:
+    folder = model if reading == "plain" else f"{model}@{reading}"
+    return CACHE / folder / f"{key}-{MAX_TOKENS}-{chunk:04d}.npz"
 
 
-def compute_stats(model: str, sample: list[Record], max_chunks: int | None = None) -> None:
+def compute_stats(model: str, sample: list[Record], max_chunks: int | None = None, reading: str = "plain") -> None:
     """Cache per-token statistics of `model` on the sample, chunk by chunk (resumes where it stopped)."""
-    from detectors.lm_build import require_built
+    from detectors.lm_build import MODELS, require_built
     from detectors.lm_features import LMStatistics
     from detectors.runtime import open_session
 
     key = sample_key(sample)
-    lm = LMStatistics(model, require_built(model), open_session, MAX_TOKENS)
+    template = MODELS[model].get("chat_template")
+    lm = LMStatistics(model, require_built(model), open_session, MAX_TOKENS, chat_template=template)
     n_chunks = (len(sample) + CHUNK - 1) // CHUNK
     done = 0
     for c in range(n_chunks):
-        path = _chunk_file(model, key, c)
+        path = _chunk_file(model, key, c, reading)
         if path.is_file():
             continue
         if max_chunks is not None and done >= max_chunks:
             break
         start = time.monotonic()
         texts = [preprocess(r.text, ("collapse_whitespace",)) for r in sample[c * CHUNK : (c + 1) * CHUNK]]
-        stats = lm.token_stats(texts, batch_size=1)
+        stats = lm.token_stats(texts, batch_size=1, reading=reading)
         path.parent.mkdir(parents=True, exist_ok=True)
         lengths = np.array([len(s) for s in stats])
         partial = path.with_suffix(".partial.npz")  # renamed when complete: an interrupted run leaves no half chunk
         np.savez_compressed(partial, lengths=lengths, stats=np.concatenate(stats).astype(np.float32))
         partial.replace(path)
         done += 1
-        print(f"{model} chunk {c + 1}/{n_chunks}: {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+        took = time.monotonic() - start
+        print(f"{model} ({reading}) chunk {c + 1}/{n_chunks}: {took:.1f} s", file=sys.stderr, flush=True)
 
 
-def load_stats(model: str, sample: list[Record]) -> tuple[int, list[np.ndarray]]:
+def load_stats(model: str, sample: list[Record], reading: str = "plain") -> tuple[int, list[np.ndarray]]:
     """(number of sample texts covered, their per-token statistics) from the finished prefix of chunks."""
     key = sample_key(sample)
     out: list[np.ndarray] = []
     for c in range((len(sample) + CHUNK - 1) // CHUNK):
-        path = _chunk_file(model, key, c)
+        path = _chunk_file(model, key, c, reading)
         if not path.is_file():
             break
         data = np.load(path)
@@ -142,17 +145,19 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--set", choices=["sample", "calibration"], default="sample")
     s.add_argument("--model", default="smollm2-135m")
     s.add_argument("--max-chunks", type=int, default=None)
-    sub.add_parser("train", help="held-out tables, then write the heads and calibrations")
+    s.add_argument("--reading", choices=["plain", "chat"], default="plain", help="chat: as the model's chat answer")
+    t = sub.add_parser("train", help="held-out tables, then write the heads and calibrations")
+    t.add_argument("--chat", nargs="*", default=[], metavar="MODEL", help="add these models' chat contrasts")
     args = ap.parse_args(argv)
     sets = text_sets()
     if args.command == "stats":
         texts = sets[args.set]
         print(f"{args.set}: {len(texts)} texts, key {sample_key(texts)}", file=sys.stderr, flush=True)
-        compute_stats(args.model, texts, args.max_chunks)
+        compute_stats(args.model, texts, args.max_chunks, args.reading)
     if args.command == "train":
         from detectors.lm_heads import SHIPPED_DETECTORS, train
 
-        train(sets["sample"], sets["calibration"], detectors=SHIPPED_DETECTORS)
+        train(sets["sample"], sets["calibration"], detectors=SHIPPED_DETECTORS, chat=args.chat)
 
 
 if __name__ == "__main__":

@@ -244,3 +244,25 @@ def text_features(stats: np.ndarray, mask: np.ndarray, max_tokens: int | None = 
         )
     out[n < 1] = np.nan
     return out
+
+
+# How a text's statistics change when an instruction-tuned model reads it as its own chat answer (the model's
+# chat template before it) instead of as plain text, over the same tokens: the mean, spread and quartiles of
+# the per-token gain in log p(token), and the mean drop in entropy.
+CONTRAST_NAMES = ("chat_gain_mean", "chat_gain_std", "chat_gain_q25", "chat_gain_q75", "chat_entropy_drop")
+
+
+def contrast_features(plain: list[np.ndarray], chat: list[np.ndarray], skip: int = 0) -> np.ndarray:
+    """[N, len(CONTRAST_NAMES)] from each text's "features" token statistics in its two readings, aligned token
+    by token (NaN rows for texts with no statistics); `skip` as in `text_features`."""
+    out = np.full((len(plain), len(CONTRAST_NAMES)), np.nan)
+    for i, (p, c) in enumerate(zip(plain, chat, strict=True)):
+        if len(p) != len(c):
+            raise ValueError(f"text {i}: {len(p)} plain and {len(c)} chat token statistics, not one per token")
+        if len(p) > 2 * skip:
+            p, c = p[skip:], c[skip:]
+        if len(p):
+            gain = c[:, 0].astype(np.float64) - p[:, 0]
+            drop = (c[:, 2].astype(np.float64) - p[:, 2]).mean()  # -E[log p] is the entropy
+            out[i] = [gain.mean(), gain.std(), *np.quantile(gain, [0.25, 0.75]), drop]
+    return out

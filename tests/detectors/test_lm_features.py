@@ -10,11 +10,13 @@ from test_token_stats import run_graph
 from tiny_lm import SENTENCES, numpy_llama_logits, train_tokenizer, write_llama_checkpoint
 
 from detectors import lm_build
-from detectors.lm_features import features_from_stats, head_logits
+from detectors.lm_features import LMStatistics, features_from_stats, head_logits
 from detectors.onnx_llama import export_llama
 from detectors.onnx_lm import read_config, read_weights
-from detectors.runtime import Detector, DetectorError, load_detector
-from detectors.token_stats import FEATURE_NAMES, numpy_token_stats, text_features
+from detectors.runtime import Detector, DetectorError, load_detector, open_session
+from detectors.token_stats import CONTRAST_NAMES, FEATURE_NAMES, contrast_features, numpy_token_stats, text_features
+
+CHAT_TEMPLATE = "<|endoftext|>user: write a passage.\nassistant: "
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
@@ -183,3 +185,74 @@ def test_a_member_detectors_score_is_a_logit_column_of_the_head(tiny_store, tmp_
     (det_dir / "manifest.json").write_text(json.dumps(manifest | {"members": []}))
     with pytest.raises(DetectorError, match="lexical.logit"):
         Detector(det_dir)  # a column no model or member gives
+
+
+def test_contrast_features_follow_their_definitions():
+    rng = np.random.default_rng(5)
+    plain, chat = rng.normal(size=(9, 5)).astype(np.float32), rng.normal(size=(9, 5)).astype(np.float32)
+    got = contrast_features([plain, chat[:0] + plain[:0], plain], [chat, chat[:0], chat], skip=2)
+    gain = chat[2:, 0].astype(np.float64) - plain[2:, 0]  # 9 > 2 * 2 tokens: the first two skipped
+    want = [
+        gain.mean(),
+        gain.std(),
+        np.quantile(gain, 0.25),
+        np.quantile(gain, 0.75),
+        (chat[2:, 2] - plain[2:, 2]).mean(),
+    ]
+    assert len(want) == len(CONTRAST_NAMES)
+    np.testing.assert_allclose(got[0], want, rtol=1e-6)
+    assert np.isnan(got[1]).all()  # no statistics: no contrasts
+    np.testing.assert_array_equal(got[2], got[0])
+    np.testing.assert_allclose(
+        contrast_features([plain[:3]], [chat[:3]], skip=2)[0, 0], (chat[:3, 0] - plain[:3, 0]).mean(), rtol=1e-6
+    )  # fmt: skip  (3 tokens, not over 2 * 2: none skipped)
+    with pytest.raises(ValueError, match="one per token"):
+        contrast_features([plain], [chat[:5]])
+
+
+@pytest.mark.parametrize("start_token", [False, True], ids=["no-start-token", "start-token"])
+def test_the_chat_reading_scores_the_same_tokens_after_the_template(tiny_store, tmp_path, start_token):
+    from tokenizers import Tokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    tok = Tokenizer.from_str(tiny_store["tok"].to_str())
+    if start_token:  # as SmolLM2's: every encoding starts with <|endoftext|>
+        eot = tok.token_to_id("<|endoftext|>")
+        tok.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", eot)])
+    model_dir = tmp_path / "tiny"
+    model_dir.mkdir()
+    tok.save(str(model_dir / "tokenizer.json"))
+    (model_dir / "model.onnx").symlink_to(tiny_store["base"] / "models" / "tiny" / "fp32" / "model.onnx")
+    lm = LMStatistics("tiny", model_dir, open_session, 24, chat_template=CHAT_TEMPLATE)
+    config, weights = read_config(tiny_store["ckpt"]), read_weights(tiny_store["ckpt"])
+    texts = SENTENCES[:3]
+    plain, chat = lm.token_stats(texts, batch_size=2), lm.token_stats(texts, batch_size=2, reading="chat")
+    prefix = tok.encode(CHAT_TEMPLATE).ids
+    for text, p, c in zip(texts, plain, chat, strict=True):
+        ids = lm.token_ids([text])[0]
+        row = np.array(prefix + ids[int(start_token) :])
+        want = numpy_token_stats("features", numpy_llama_logits(config, weights, row)[None], None, row[None])[0]
+        assert len(c) == len(p) == len(ids) - 1
+        np.testing.assert_allclose(c, want[len(want) - len(c) :], rtol=1e-3, atol=1e-3)
+        assert not np.allclose(c[:, 0], p[:, 0])  # the template changes what the model expects
+    np.testing.assert_allclose(lm.contrasts(texts), contrast_features(plain, chat))
+
+
+def test_a_head_reading_chat_contrasts_reads_the_text_twice(tiny_store, tmp_path, monkeypatch):
+    det_dir = tmp_path / "chat-det"
+    det_dir.mkdir()
+    head = {"features": ["tiny.mean_ll", "tiny.chat_gain_mean"], "mean": [-5.0, 0.0], "scale": [1.0, 1.0],
+            "coef": [1.0, 2.0], "intercept": 0.0}  # fmt: skip
+    (det_dir / "head.json").write_text(json.dumps(head))
+    (det_dir / "manifest.json").write_text((tiny_store["det"] / "manifest.json").read_text())
+    with pytest.raises(DetectorError, match="no chat template"):
+        Detector(det_dir)
+    monkeypatch.setitem(lm_build.MODELS, "tiny", {"packages": [], "licence": "test", "chat_template": CHAT_TEMPLATE})
+    monkeypatch.setattr("detectors.lm_features._LOADED", {})
+    det = Detector(det_dir)
+    lm = det.scorer.models[0]
+    cols = det.scorer.columns(SENTENCES[:3])
+    want = contrast_features(lm.token_stats(SENTENCES[:3]), lm.token_stats(SENTENCES[:3], reading="chat"))
+    for k, name in enumerate(CONTRAST_NAMES):
+        np.testing.assert_allclose(cols[f"tiny.{name}"], want[:, k])
+    np.testing.assert_allclose(det.score(SENTENCES[:3]), 1 / (1 + np.exp(-head_logits(head, cols))), rtol=1e-9)
