@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.data import Record, split_groups
-from detectors.token_stats import CONTRAST_NAMES, FEATURE_NAMES, contrast_features
+from detectors.token_stats import CONTRAST_NAMES, FEATURE_NAMES
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 HELDOUT_FILE = Path(__file__).resolve().parent / "lm_eval_heldout.json"
@@ -34,11 +34,19 @@ HEADS_VERSION = "3"
 PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths (C) tried for the heads, chosen held-out
 SMOLLM2 = [f"smollm2-135m.{f}" for f in FEATURE_NAMES]
 GEMMA3 = [f"gemma3-270m.{f}" for f in FEATURE_NAMES]
+SMOLLM2_CHAT = [f"smollm2-135m.{f}" for f in CONTRAST_NAMES]
 SHIPPED_DETECTORS = {
     "smollm2": {
         "features": SMOLLM2,
         "description": "Zero-shot statistics of SmolLM2-135M (log-likelihood, log-rank, entropy, Fast-DetectGPT, "
         "Binoculars ratio, GLTR ranks) combined by a small logistic head; P(machine-written) for English prose.",
+    },
+    "smollm2-chat": {
+        "features": SMOLLM2 + SMOLLM2_CHAT,
+        "version": "1",
+        "description": "SmolLM2-135M-Instruct reads each text twice, plainly and as its own answer in its chat "
+        "template: its zero-shot statistics and how the chat reading changes them (a chat model's text gains "
+        "more likelihood there), combined by a small logistic head; P(machine-written) for English prose.",
     },
     "gemma3": {
         "features": GEMMA3,
@@ -172,28 +180,25 @@ def _columns(texts: list[Record], models, require_all: bool = True, chat=()) -> 
     With `require_all` False, models with no cached statistics at all are left out instead of covering nothing.
     Models in `chat` add their chat contrasts (`CONTRAST_NAMES`) from their chat reading's cache.
     """
-    from detectors.lm_features import features_from_stats
-    from detectors.lm_train import SKIP_TOKENS, load_stats
+    from detectors.lm_train import load_columns
 
     counts, cols = [], {}
     for model in models:
-        n, stats = load_stats(model, texts)
+        n, values = load_columns(model, texts)
         if n or require_all:
             counts.append(n)
         if n:
-            cols[model] = columns_for(model, features_from_stats(stats, skip=SKIP_TOKENS))
+            cols[model] = columns_for(model, values)
         if model in chat:
-            n_chat, chat_stats = load_stats(model, texts, reading="chat")
+            n_chat, values = load_columns(model, texts, reading="chat")
             counts.append(n_chat)
-            m = min(n, n_chat)
-            values = contrast_features(stats[:m], chat_stats[:m], skip=SKIP_TOKENS)
             cols[f"{model}@chat"] = {f"{model}.{f}": values[:, k] for k, f in enumerate(CONTRAST_NAMES)}
     covered = min(counts, default=0)
     return covered, {k: v[:covered] for c in cols.values() for k, v in c.items()}
 
 
 def train(sample: list[Record], rest: list[Record] = (), models=None, detectors: dict | None = None,
-          chat=()) -> dict:  # fmt: skip
+          chat=(), heldout_file: Path = HELDOUT_FILE) -> dict:  # fmt: skip
     """Held-out tables for every statistic and head on `sample`; then fit, calibrate and write `detectors`.
 
     `rest` (the calibration groups' other texts) joins the calibration when its statistics are cached.
@@ -249,7 +254,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         print(f"{key:55s} {result['mean_auroc']:.4f}  domains {d['auroc']:.3f} / {d['tpr@1%fpr']:.3f}"
               f"  generators {g['auroc']:.3f} / {g['tpr@1%fpr']:.3f}", flush=True)  # fmt: skip
     setup = {"max_tokens": MAX_TOKENS, "skip_tokens": SKIP_TOKENS, "n_texts": covered}
-    HELDOUT_FILE.write_text(json.dumps(setup | {"table": table}, indent=1) + "\n")
+    heldout_file.write_text(json.dumps(setup | {"table": table}, indent=1) + "\n")
 
     train_groups, calib_groups = split_groups(records, holdout=0.2, salt="calib")
     fit_idx = np.array([i for i, r in enumerate(records) if r.group in train_groups])
@@ -271,6 +276,9 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     written = {}
     for name, spec in (detectors or {}).items():
         feats = spec["features"]
+        if missing := [f for f in feats if f not in cols]:
+            print(f"{name}: not written, no columns for {missing[:3]}... (is its cache there? --chat?)", flush=True)
+            continue
         sub = {k: v[fit_idx] for k, v in cols.items()}
         if len(feats) == 1:
             head, key = zero_shot_head(sub, feats[0], y[fit_idx]), f"zero-shot {feats[0]}"
@@ -294,6 +302,7 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
         members = list(spec.get("members", []))
         used = sorted({f.split(".")[0] for f in feats} - set(members))
         cpu_ms = sum(MODELS[m]["cpu_ms_per_doc"] for m in used) + sum(member_cpu_ms(m) for m in members)
+        cpu_ms += sum(MODELS[m]["chat_cpu_ms_per_doc"] for m in used if f"{m}.{CONTRAST_NAMES[0]}" in feats)
         if members:
             evaluation["protocol"] += f"; {', '.join(members)} column out of domain (detectors/member_columns.py)"
         manifest = {

@@ -26,6 +26,7 @@ from detectors.data import Record, load_records, split_groups
 from detectors.runtime import preprocess
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "lm"
+TABLES = Path(__file__).resolve().parent / "lm_tables"  # committed: per-text columns (`write_table`)
 CHUNK = 64
 MAX_TOKENS = 256
 # The first tokens are predicted with little context: their likelihood says more about how a topic opens than
@@ -138,6 +139,50 @@ def load_stats(model: str, sample: list[Record], reading: str = "plain") -> tupl
     return len(out), out
 
 
+def _table_file(model: str, key: str, reading: str = "plain") -> Path:
+    folder = model if reading == "plain" else f"{model}@{reading}"
+    return TABLES / f"{folder}-{key}-{MAX_TOKENS}-skip{SKIP_TOKENS}.npz"
+
+
+def per_text_columns(stats: list[np.ndarray], chat: list[np.ndarray] | None = None) -> np.ndarray:
+    """The heads' columns from per-token statistics: `FEATURE_NAMES`, or with `chat` the `CONTRAST_NAMES`."""
+    from detectors.lm_features import features_from_stats
+    from detectors.token_stats import contrast_features
+
+    if chat is None:
+        return features_from_stats(stats, skip=SKIP_TOKENS)
+    return contrast_features(stats, chat, skip=SKIP_TOKENS)
+
+
+def load_columns(model: str, texts: list[Record], reading: str = "plain") -> tuple[int, np.ndarray]:
+    """(texts covered, their per-text columns) from the per-token cache, or from the committed table
+    (`write_table`) where it covers more of them."""
+    n, stats = load_stats(model, texts)
+    if reading == "plain":
+        values = per_text_columns(stats)
+    else:
+        n_read, read = load_stats(model, texts, reading)
+        n = min(n, n_read)
+        values = per_text_columns(stats[:n], read[:n])
+    table = _table_file(model, sample_key(texts), reading)
+    if table.is_file():
+        saved = np.load(table)["columns"]
+        if len(saved) > n:
+            return len(saved), saved.astype(np.float64)
+    return n, values
+
+
+def write_table(model: str, texts: list[Record], reading: str = "plain") -> Path:
+    """Commit-sized per-text columns of what the per-token cache covers (a few hundred KB where the cache is
+    tens of MB): heads can be refit and recalibrated from them without the hours of forward passes."""
+    n, values = load_columns(model, texts, reading)
+    path = _table_file(model, sample_key(texts), reading)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, columns=values.astype(np.float32))
+    print(f"{path.relative_to(TABLES.parent)}: {n} of {len(texts)} texts", file=sys.stderr)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -148,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--reading", choices=["plain", "chat"], default="plain", help="chat: as the model's chat answer")
     t = sub.add_parser("train", help="held-out tables, then write the heads and calibrations")
     t.add_argument("--chat", nargs="*", default=[], metavar="MODEL", help="add these models' chat contrasts")
+    t.add_argument("--only", nargs="*", metavar="DETECTOR", help="write only these (and their own held-out file)")
+    w = sub.add_parser("table", help="write the per-text columns the cache covers to detectors/lm_tables/")
+    w.add_argument("--model", default="smollm2-135m")
+    w.add_argument("--reading", choices=["plain", "chat"], default="plain")
     args = ap.parse_args(argv)
     sets = text_sets()
     if args.command == "stats":
@@ -155,9 +204,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.set}: {len(texts)} texts, key {sample_key(texts)}", file=sys.stderr, flush=True)
         compute_stats(args.model, texts, args.max_chunks, args.reading)
     if args.command == "train":
-        from detectors.lm_heads import SHIPPED_DETECTORS, train
+        from detectors.lm_heads import HELDOUT_FILE, SHIPPED_DETECTORS, train
 
-        train(sets["sample"], sets["calibration"], detectors=SHIPPED_DETECTORS, chat=args.chat)
+        chosen = {k: v for k, v in SHIPPED_DETECTORS.items() if not args.only or k in args.only}
+        own = HELDOUT_FILE.with_name(f"lm_eval_heldout.{'+'.join(args.only or [])}.json")
+        heldout = own if args.only else HELDOUT_FILE
+        train(sets["sample"], sets["calibration"], detectors=chosen, chat=args.chat, heldout_file=heldout)
+    if args.command == "table":
+        for name in ("sample", "calibration"):
+            write_table(args.model, sets[name], args.reading)
 
 
 if __name__ == "__main__":

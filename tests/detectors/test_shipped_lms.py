@@ -62,6 +62,20 @@ def test_smollm2_reads_english_like_a_language_model(smollm2):
     assert "Paris" in smollm2["tok"].decode(ids)
 
 
+@pytest.mark.slow
+def test_smollm2_chat_template_opens_an_assistant_answer(smollm2):
+    """The chat reading's context is SmolLM2-Instruct's own template, so its next token starts an answer."""
+    template = MODELS["smollm2-135m"]["chat_template"]
+    enc = smollm2["tok"].encode(template)
+    ids = enc.ids
+    assert enc.tokens[0] == MODELS["smollm2-135m"]["prefix"]
+    assert enc.tokens.count("<|im_start|>") == 3 and enc.tokens.count("<|im_end|>") == 2  # special tokens whole
+    assert smollm2["tok"].decode(ids[-3:]) == "assistant\n"
+    first = logits(smollm2["session"], ids)[-1]
+    # an answer opens with a word, not with more template
+    assert smollm2["tok"].id_to_token(int(first.argmax())) not in ("<|im_start|>", "<|im_end|>", "Ċ")
+
+
 def test_the_model_store_follows_its_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHWEB_MODELS", str(tmp_path))
     assert model_dir("smollm2-135m", "fp16") == tmp_path / "smollm2-135m" / "fp16"
