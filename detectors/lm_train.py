@@ -97,7 +97,8 @@ def _chunk_file(model: str, key: str, chunk: int, reading: str = "plain") -> Pat
 
 
 def compute_stats(model: str, sample: list[Record], max_chunks: int | None = None, reading: str = "plain") -> None:
-    """Cache per-token statistics of `model` on the sample, chunk by chunk (resumes where it stopped)."""
+    """Cache per-token statistics of `model` on the sample, chunk by chunk (resumes where it stopped, after
+    what the committed table covers). A chat reading's chunk brings its plain chunk too: contrasts need both."""
     from detectors.lm_build import MODELS, require_built
     from detectors.lm_features import LMStatistics
     from detectors.runtime import open_session
@@ -107,30 +108,35 @@ def compute_stats(model: str, sample: list[Record], max_chunks: int | None = Non
     lm = LMStatistics(model, require_built(model), open_session, MAX_TOKENS, chat_template=template)
     n_chunks = (len(sample) + CHUNK - 1) // CHUNK
     done = 0
-    for c in range(n_chunks):
-        path = _chunk_file(model, key, c, reading)
-        if path.is_file():
+    for c in range(_table_chunks(model, sample, reading), n_chunks):
+        todo = [r for r in dict.fromkeys(["plain", reading]) if not _chunk_file(model, key, c, r).is_file()]
+        if reading not in todo:
             continue
         if max_chunks is not None and done >= max_chunks:
             break
         start = time.monotonic()
         texts = [preprocess(r.text, ("collapse_whitespace",)) for r in sample[c * CHUNK : (c + 1) * CHUNK]]
-        stats = lm.token_stats(texts, batch_size=1, reading=reading)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lengths = np.array([len(s) for s in stats])
-        partial = path.with_suffix(".partial.npz")  # renamed when complete: an interrupted run leaves no half chunk
-        np.savez_compressed(partial, lengths=lengths, stats=np.concatenate(stats).astype(np.float32))
-        partial.replace(path)
+        for r in todo:
+            _save_chunk(_chunk_file(model, key, c, r), lm.token_stats(texts, batch_size=1, reading=r))
         done += 1
         took = time.monotonic() - start
-        print(f"{model} ({reading}) chunk {c + 1}/{n_chunks}: {took:.1f} s", file=sys.stderr, flush=True)
+        print(f"{model} ({'+'.join(todo)}) chunk {c + 1}/{n_chunks}: {took:.1f} s", file=sys.stderr, flush=True)
 
 
-def load_stats(model: str, sample: list[Record], reading: str = "plain") -> tuple[int, list[np.ndarray]]:
-    """(number of sample texts covered, their per-token statistics) from the finished prefix of chunks."""
+def _save_chunk(path: Path, stats: list[np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lengths = np.array([len(s) for s in stats])
+    partial = path.with_suffix(".partial.npz")  # renamed when complete: an interrupted run leaves no half chunk
+    np.savez_compressed(partial, lengths=lengths, stats=np.concatenate(stats).astype(np.float32))
+    partial.replace(path)
+
+
+def load_stats(model: str, sample: list[Record], reading: str = "plain", first: int = 0) -> tuple[int, list]:
+    """(number of sample texts covered, their per-token statistics) from the finished run of chunks that
+    starts at chunk `first`."""
     key = sample_key(sample)
     out: list[np.ndarray] = []
-    for c in range((len(sample) + CHUNK - 1) // CHUNK):
+    for c in range(first, (len(sample) + CHUNK - 1) // CHUNK):
         path = _chunk_file(model, key, c, reading)
         if not path.is_file():
             break
@@ -144,6 +150,17 @@ def _table_file(model: str, key: str, reading: str = "plain") -> Path:
     return TABLES / f"{folder}-{key}-{MAX_TOKENS}-skip{SKIP_TOKENS}.npz"
 
 
+def _table(model: str, texts: list[Record], reading: str) -> np.ndarray:
+    path = _table_file(model, sample_key(texts), reading)
+    return np.load(path)["columns"].astype(np.float64) if path.is_file() else np.zeros((0, 0))
+
+
+def _table_chunks(model: str, texts: list[Record], reading: str) -> int:
+    """How many chunks of `texts` the committed table covers (all of them where it covers every text)."""
+    n = len(_table(model, texts, reading))
+    return (n + CHUNK - 1) // CHUNK if n >= len(texts) else n // CHUNK
+
+
 def per_text_columns(stats: list[np.ndarray], chat: list[np.ndarray] | None = None) -> np.ndarray:
     """The heads' columns from per-token statistics: `FEATURE_NAMES`, or with `chat` the `CONTRAST_NAMES`."""
     from detectors.lm_features import features_from_stats
@@ -155,30 +172,30 @@ def per_text_columns(stats: list[np.ndarray], chat: list[np.ndarray] | None = No
 
 
 def load_columns(model: str, texts: list[Record], reading: str = "plain") -> tuple[int, np.ndarray]:
-    """(texts covered, their per-text columns) from the per-token cache, or from the committed table
-    (`write_table`) where it covers more of them."""
-    n, stats = load_stats(model, texts)
+    """(texts covered, their per-text columns): the committed table's rows (`write_table`), then those of the
+    per-token cache's chunks that follow them."""
+    first = _table_chunks(model, texts, reading)
+    saved = _table(model, texts, reading)[: first * CHUNK]
+    n, stats = load_stats(model, texts, first=first)
     if reading == "plain":
         values = per_text_columns(stats)
     else:
-        n_read, read = load_stats(model, texts, reading)
+        n_read, read = load_stats(model, texts, reading, first=first)
         n = min(n, n_read)
         values = per_text_columns(stats[:n], read[:n])
-    table = _table_file(model, sample_key(texts), reading)
-    if table.is_file():
-        saved = np.load(table)["columns"]
-        if len(saved) > n:
-            return len(saved), saved.astype(np.float64)
-    return n, values
+    values = np.concatenate([saved, values]) if len(saved) else values
+    return len(values), values
 
 
 def write_table(model: str, texts: list[Record], reading: str = "plain") -> Path:
     """Commit-sized per-text columns of what the per-token cache covers (a few hundred KB where the cache is
     tens of MB): heads can be refit and recalibrated from them without the hours of forward passes."""
     n, values = load_columns(model, texts, reading)
+    if n < len(texts):
+        n = n // CHUNK * CHUNK  # whole chunks: a later run resumes with the next one
     path = _table_file(model, sample_key(texts), reading)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, columns=values.astype(np.float32))
+    np.savez_compressed(path, columns=values[:n].astype(np.float32))
     print(f"{path.relative_to(TABLES.parent)}: {n} of {len(texts)} texts", file=sys.stderr)
     return path
 

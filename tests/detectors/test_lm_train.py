@@ -47,3 +47,21 @@ def test_a_table_answers_for_the_texts_its_cache_covered(texts):
     np.testing.assert_allclose(again, chat, rtol=1e-5)
     other = texts[:9]  # another set of texts never reads this table
     assert lm_train.load_columns("m", other)[0] == 0
+
+
+def test_the_cache_resumes_after_the_table(texts):
+    _cache(texts, 8)
+    _, whole = lm_train.load_columns("m", texts)
+    lm_train._chunk_file("m", lm_train.sample_key(texts), 1).unlink()
+    assert lm_train.load_columns("m", texts)[0] == 4  # chunk 1 gone: the run of chunks stops at 0
+    lm_train.write_table("m", texts)
+    assert lm_train._table_chunks("m", texts, "plain") == 1
+    _cache(texts, 8)  # chunk 1 computed again (the same numbers): the columns run on from the table
+    n, again = lm_train.load_columns("m", texts)
+    assert n == 8
+    np.testing.assert_allclose(again, whole, rtol=1e-6)
+    lm_train.write_table("m", texts)
+    for path in (lm_train.CACHE / "m").iterdir():
+        path.unlink()
+    assert lm_train.load_columns("m", texts)[0] == 8
+    assert lm_train._table_chunks("m", texts, "plain") == 2
