@@ -214,6 +214,9 @@ def train(sample: list[Record], rest: list[Record] = (), models=None, detectors:
     records = sample[:covered]
     y = np.array([r.label for r in records])
     print(f"{covered} of {len(sample)} sample texts have statistics of {sorted({k.split('.')[0] for k in cols})}")
+    if covered < len(sample):
+        short = "a model's statistics stop short: finish its `lm_train stats`, or --only the other models' detectors"
+        print(f"warning: what follows reads {covered} of {len(sample)} sample texts; {short}", flush=True)
     lm_cols = [k for k in cols if k.split(".", 1)[1] not in CONTRAST_NAMES]
     chat_cols, split_cols = [k for k in cols if k not in lm_cols], {}
     member = None

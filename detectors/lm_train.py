@@ -194,6 +194,9 @@ def write_table(model: str, texts: list[Record], reading: str = "plain") -> Path
     if n < len(texts):
         n = n // CHUNK * CHUNK  # whole chunks: a later run resumes with the next one
     path = _table_file(model, sample_key(texts), reading)
+    if not n:
+        print(f"{path.relative_to(TABLES.parent)}: not written, no statistics cached", file=sys.stderr)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, columns=values[:n].astype(np.float32))
     print(f"{path.relative_to(TABLES.parent)}: {n} of {len(texts)} texts", file=sys.stderr)
@@ -224,9 +227,11 @@ def main(argv: list[str] | None = None) -> None:
         from detectors.lm_heads import HELDOUT_FILE, SHIPPED_DETECTORS, train
 
         chosen = {k: v for k, v in SHIPPED_DETECTORS.items() if not args.only or k in args.only}
+        # the models these detectors read: another model's shorter cache must not cut their texts
+        models = sorted({f.split(".")[0] for spec in chosen.values() for f in spec["features"]} - {"minilm"})
         own = HELDOUT_FILE.with_name(f"lm_eval_heldout.{'+'.join(args.only or [])}.json")
         heldout = own if args.only else HELDOUT_FILE
-        train(sets["sample"], sets["calibration"], detectors=chosen, chat=args.chat, heldout_file=heldout)
+        train(sets["sample"], sets["calibration"], models, chosen, chat=args.chat, heldout_file=heldout)
     if args.command == "table":
         for name in ("sample", "calibration"):
             write_table(args.model, sets[name], args.reading)
