@@ -219,12 +219,23 @@ def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """Per partition of `topic`: end offset minus the group's committed offset (end offset if none)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        committed = admin.list_group_offsets({group: None}).get(group, {})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                committed = admin.list_group_offsets({group: None}).get(group, {})
+                break
+            except KafkaError as exc:
+                # Just after a broker restart the group coordinator is still loading its offsets
+                # (CoordinatorLoadInProgress, a retriable error; CI hit it on a loaded machine): ask again.
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         ends = consumer.end_offsets(parts)
         return {tp.partition: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in parts}
     finally:
