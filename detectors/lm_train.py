@@ -91,9 +91,13 @@ def sample_key(sample: list[Record]) -> str:
     return h.hexdigest()[:10]
 
 
+def _name(model: str, reading: str) -> str:
+    """The cache folder and table name of a model's reading: "smollm2-135m", "smollm2-135m@chat"."""
+    return model if reading == "plain" else f"{model}@{reading}"
+
+
 def _chunk_file(model: str, key: str, chunk: int, reading: str = "plain") -> Path:
-    folder = model if reading == "plain" else f"{model}@{reading}"
-    return CACHE / folder / f"{key}-{MAX_TOKENS}-{chunk:04d}.npz"
+    return CACHE / _name(model, reading) / f"{key}-{MAX_TOKENS}-{chunk:04d}.npz"
 
 
 def compute_stats(model: str, sample: list[Record], max_chunks: int | None = None, reading: str = "plain") -> None:
@@ -108,7 +112,7 @@ def compute_stats(model: str, sample: list[Record], max_chunks: int | None = Non
     lm = LMStatistics(model, require_built(model), open_session, MAX_TOKENS, chat_template=template)
     n_chunks = (len(sample) + CHUNK - 1) // CHUNK
     done = 0
-    for c in range(_table_chunks(model, sample, reading), n_chunks):
+    for c in range(_table_chunks(len(_table(model, sample, reading)), len(sample)), n_chunks):
         todo = [r for r in dict.fromkeys(["plain", reading]) if not _chunk_file(model, key, c, r).is_file()]
         if reading not in todo:
             continue
@@ -146,8 +150,7 @@ def load_stats(model: str, sample: list[Record], reading: str = "plain", first: 
 
 
 def _table_file(model: str, key: str, reading: str = "plain") -> Path:
-    folder = model if reading == "plain" else f"{model}@{reading}"
-    return TABLES / f"{folder}-{key}-{MAX_TOKENS}-skip{SKIP_TOKENS}.npz"
+    return TABLES / f"{_name(model, reading)}-{key}-{MAX_TOKENS}-skip{SKIP_TOKENS}.npz"
 
 
 def _table(model: str, texts: list[Record], reading: str) -> np.ndarray:
@@ -155,10 +158,9 @@ def _table(model: str, texts: list[Record], reading: str) -> np.ndarray:
     return np.load(path)["columns"].astype(np.float64) if path.is_file() else np.zeros((0, 0))
 
 
-def _table_chunks(model: str, texts: list[Record], reading: str) -> int:
-    """How many chunks of `texts` the committed table covers (all of them where it covers every text)."""
-    n = len(_table(model, texts, reading))
-    return (n + CHUNK - 1) // CHUNK if n >= len(texts) else n // CHUNK
+def _table_chunks(n_rows: int, n_texts: int) -> int:
+    """How many chunks a table of `n_rows` covers (all of them where it covers every text)."""
+    return (n_rows + CHUNK - 1) // CHUNK if n_rows >= n_texts else n_rows // CHUNK
 
 
 def per_text_columns(stats: list[np.ndarray], chat: list[np.ndarray] | None = None) -> np.ndarray:
@@ -174,8 +176,9 @@ def per_text_columns(stats: list[np.ndarray], chat: list[np.ndarray] | None = No
 def load_columns(model: str, texts: list[Record], reading: str = "plain") -> tuple[int, np.ndarray]:
     """(texts covered, their per-text columns): the committed table's rows (`write_table`), then those of the
     per-token cache's chunks that follow them."""
-    first = _table_chunks(model, texts, reading)
-    saved = _table(model, texts, reading)[: first * CHUNK]
+    saved = _table(model, texts, reading)
+    first = _table_chunks(len(saved), len(texts))
+    saved = saved[: first * CHUNK]
     n, stats = load_stats(model, texts, first=first)
     if reading == "plain":
         values = per_text_columns(stats)
